@@ -1,0 +1,23 @@
+// Package events is xenft's event contract and its bus.
+//
+// The contract: every event is a CloudEvents 1.0 envelope in JSON structured
+// mode (Event) whose type is one of the Types below, with a typed payload
+// (NodeFailed, CheckpointCommitted, ...). Every type has a JSON Schema, embedded
+// from schema/ (docs/schema links to it), and Decode checks an event against it
+// on receipt: a malformed, oversized or unknown event is returned as an error
+// matching ErrTooLarge, ErrMalformed, ErrUnknownType or ErrInvalid, never a
+// panic, so a consumer can log it, count it and move on.
+//
+// Each event is published on <prefix>.events.<kind>.<name>.<id>, where id is
+// the entity the event is about (a host, a VM, a group, a supervisor), and kept
+// in the JetStream stream XENFT_EVENTS.
+//
+// The bus: Server runs an embedded NATS server with JetStream (standalone or as
+// one node of a cluster); Connect joins an embedded or external server, creates
+// the stream, key-value buckets and object store idempotently, and offers
+// Publish (JetStream, de-duplicated by event id), Consume (durable, explicit
+// ack) and Tail (ephemeral, from a point in time).
+//
+// Bus and Server are safe for concurrent use. This package imports no other
+// package of the project.
+package events

@@ -1,0 +1,116 @@
+package events
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DefaultPrefix is the first token of every xenft subject.
+const DefaultPrefix = "xenft"
+
+// EscapeToken makes s safe as one NATS subject token. Host names are often
+// FQDNs, and '.' separates tokens, so '.', '*', '>', '%', whitespace and
+// control characters are percent-encoded; UnescapeToken reverses it. An empty
+// s becomes "_" so a subject never has an empty token.
+func EscapeToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c) {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(c byte) bool {
+	return c <= ' ' || c == '.' || c == '*' || c == '>' || c == '%' || c == 0x7f
+}
+
+// UnescapeToken reverses EscapeToken.
+func UnescapeToken(tok string) (string, error) {
+	if !strings.Contains(tok, "%") {
+		return tok, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '%' {
+			b.WriteByte(tok[i])
+			continue
+		}
+		if i+2 >= len(tok) {
+			return "", fmt.Errorf("truncated escape in subject token %q", tok)
+		}
+		var c byte
+		if _, err := fmt.Sscanf(tok[i+1:i+3], "%02X", &c); err != nil {
+			return "", fmt.Errorf("bad escape in subject token %q", tok)
+		}
+		b.WriteByte(c)
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// Subjects builds every NATS subject of one xenft installation (one prefix).
+// The zero value uses DefaultPrefix.
+type Subjects struct {
+	Prefix string
+}
+
+func (s Subjects) prefix() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+// Event is the subject an event of type t about entity id is published on:
+// <prefix>.events.<kind>.<name>.<id>.
+func (s Subjects) Event(t Type, id string) string {
+	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + "." + EscapeToken(id)
+}
+
+// AllEvents matches every event: <prefix>.events.>.
+func (s Subjects) AllEvents() string { return s.prefix() + ".events.>" }
+
+// EventsOfType matches every event of type t: <prefix>.events.<kind>.<name>.*.
+func (s Subjects) EventsOfType(t Type) string {
+	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + ".*"
+}
+
+// EventsOfKind matches every event of a kind ("node"): <prefix>.events.<kind>.>.
+func (s Subjects) EventsOfKind(kind string) string {
+	return s.prefix() + ".events." + kind + ".>"
+}
+
+// Heartbeat is the core NATS subject a host's beacon publishes on.
+func (s Subjects) Heartbeat(host string) string { return s.prefix() + ".hb." + EscapeToken(host) }
+
+// AllHeartbeats matches every host's heartbeat.
+func (s Subjects) AllHeartbeats() string { return s.prefix() + ".hb.*" }
+
+// Command is the request subject of a verb on a host's agent:
+// <prefix>.cmd.<host>.<verb>. Verbs may have dots ("checkpoint.save").
+func (s Subjects) Command(host, verb string) string {
+	return s.prefix() + ".cmd." + EscapeToken(host) + "." + verb
+}
+
+// HostCommands matches every command to host.
+func (s Subjects) HostCommands(host string) string {
+	return s.prefix() + ".cmd." + EscapeToken(host) + ".>"
+}
