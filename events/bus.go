@@ -1,0 +1,240 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bus is a role's connection to NATS and JetStream. It is safe for concurrent
+// use; Close it when the role stops.
+type Bus struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	cfg      BusConfig
+	subjects Subjects
+	names    Names
+	log      hclog.Logger
+	drops    DropCounter
+}
+
+// ConnectOption adjusts Connect.
+type ConnectOption func(*connectOptions)
+
+type connectOptions struct {
+	inProcess *server.Server
+}
+
+// InProcess connects to an embedded server without a socket (xenft up, tests).
+func InProcess(s *Server) ConnectOption {
+	return func(o *connectOptions) { o.inProcess = s.ns }
+}
+
+// Connect reaches the bus described by cfg. Once connected, the client
+// reconnects forever: a lost connection is logged, not fatal, because a
+// daemon's job is to keep going while the servers come back.
+func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, error) {
+	if err := cfg.Validate("bus"); err != nil {
+		return nil, err
+	}
+	var co connectOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	log = log.Named("bus")
+	nopts := []nats.Option{
+		nats.Name(cfg.ClientName),
+		nats.Timeout(cfg.ConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			log.Warn("disconnected from nats", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("reconnected to nats", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { log.Debug("nats connection closed") }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subj, "error", err)
+		}),
+	}
+	auth, err := authOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nopts = append(nopts, auth...)
+	url := ""
+	if co.inProcess != nil {
+		nopts = append(nopts, nats.InProcessServer(co.inProcess))
+	} else {
+		for i, u := range cfg.URLs {
+			if i > 0 {
+				url += ","
+			}
+			url += u
+		}
+	}
+	nc, err := nats.Connect(url, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Bus{nc: nc, js: js, cfg: cfg, subjects: Subjects{Prefix: cfg.Prefix}, names: NamesFor(cfg.Prefix), log: log}, nil
+}
+
+func authOptions(cfg BusConfig) ([]nats.Option, error) {
+	var o []nats.Option
+	a := cfg.Auth
+	switch {
+	case a.CredsFile != "":
+		o = append(o, nats.UserCredentials(a.CredsFile))
+	case a.NKeySeedFile != "":
+		opt, err := nats.NkeyOptionFromSeed(a.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus.auth.nkey_seed_file: %w", err)
+		}
+		o = append(o, opt)
+	case a.User != "":
+		o = append(o, nats.UserInfo(a.User, a.Password))
+	}
+	if cfg.TLS.CA != "" {
+		o = append(o, nats.RootCAs(cfg.TLS.CA))
+	}
+	if cfg.TLS.Cert != "" {
+		o = append(o, nats.ClientCert(cfg.TLS.Cert, cfg.TLS.Key))
+	}
+	return o, nil
+}
+
+// Close drains nothing and closes the connection; in-flight publishes that
+// were not acknowledged are lost to the caller, which saw no ack for them.
+func (b *Bus) Close() { b.nc.Close() }
+
+// Conn is the core NATS connection (heartbeats, request/reply).
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// JetStream is the JetStream API of the connection.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Subjects builds this installation's subjects.
+func (b *Bus) Subjects() Subjects { return b.subjects }
+
+// Names gives this installation's stream, bucket and object store names.
+func (b *Bus) Names() Names { return b.names }
+
+// Config is the configuration the bus was connected with.
+func (b *Bus) Config() BusConfig { return b.cfg }
+
+// Drops counts events this bus's consumers dropped as invalid.
+func (b *Bus) Drops() DropStats { return b.drops.Stats() }
+
+// RequestTimeout bounds one request on the bus.
+func (b *Bus) RequestTimeout() time.Duration { return b.cfg.RequestTimeout }
+
+// EnsureResources creates the event stream, the key-value buckets and the
+// image object store, or updates their limits to match the configuration. It
+// is idempotent; every role calls it at start.
+func (b *Bus) EnsureResources(ctx context.Context) error {
+	r := b.cfg.Replicas
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        b.names.Stream(),
+		Description: "xenft events (CloudEvents 1.0 JSON)",
+		Subjects:    []string{b.subjects.AllEvents()},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      b.cfg.Stream.MaxAge,
+		MaxBytes:    b.cfg.Stream.MaxBytes,
+		MaxMsgSize:  MaxEventSize,
+		Duplicates:  b.cfg.Stream.DuplicateWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", b.names.Stream(), err)
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: b.names.Hosts(), Description: "xenft hosts", History: 1},
+		{Bucket: b.names.VMs(), Description: "xenft VMs", History: 1},
+		{Bucket: b.names.Groups(), Description: "xenft groups", History: 1},
+		{Bucket: b.names.Checkpoints(), Description: "xenft checkpoint catalog", History: 1},
+		{Bucket: b.names.Leader(), Description: "xenft supervisor leader lease", History: 1, TTL: b.cfg.LeaderTTL},
+	}
+	for _, kv := range buckets {
+		kv.Storage = jetstream.FileStorage
+		kv.Replicas = r
+		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("key-value bucket %s: %w", kv.Bucket, err)
+		}
+	}
+	if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      b.names.Images(),
+		Description: "xenft checkpoint images",
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	}); err != nil {
+		return fmt.Errorf("object store %s: %w", b.names.Images(), err)
+	}
+	return nil
+}
+
+// KV opens one of the installation's key-value buckets by name (see Names).
+func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := b.js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Publish validates ev and stores it in the event stream on its subject,
+// with ev.ID as the JetStream message id: a second publish of the same id
+// within the duplicate window is dropped by the server, which is how several
+// detectors report one transition once. It returns when the stream has
+// acknowledged the event (or ctx ends).
+func (b *Bus) Publish(ctx context.Context, ev Event) error {
+	_, err := b.publish(ctx, ev)
+	return err
+}
+
+// PublishAck is Publish that also reports whether the server dropped the event
+// as a duplicate and where it was stored.
+func (b *Bus) PublishAck(ctx context.Context, ev Event) (*jetstream.PubAck, error) {
+	return b.publish(ctx, ev)
+}
+
+func (b *Bus) publish(ctx context.Context, ev Event) (*jetstream.PubAck, error) {
+	data, err := Encode(ev)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s: %w", ev.Type.Short(), ev.ID, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		defer cancel()
+	}
+	msg := &nats.Msg{Subject: ev.NATSSubject(b.subjects), Data: data, Header: nats.Header{}}
+	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(b.names.Stream()))
+	if err != nil {
+		return nil, fmt.Errorf("publish %s %s on %s: %w", ev.Type.Short(), ev.ID, msg.Subject, err)
+	}
+	return ack, nil
+}
+
+// ErrStopped is returned by Consume and Tail when their context ends.
+var ErrStopped = errors.New("consumer stopped")

@@ -1,0 +1,211 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Meta is where a delivered event sits in the stream.
+type Meta struct {
+	Subject   string    // the NATS subject it was published on
+	Seq       uint64    // stream sequence
+	Delivered uint64    // delivery attempt, from 1
+	Stored    time.Time // when the stream stored it
+}
+
+// Handler receives one valid event. For a durable consumer, nil acknowledges
+// the event and an error asks for redelivery after ConsumeConfig.RetryDelay;
+// for Tail, an error stops the tail and is returned.
+type Handler func(ctx context.Context, ev Event, m Meta) error
+
+// ConsumeConfig describes a durable consumer of the event stream.
+type ConsumeConfig struct {
+	// Durable names the consumer; it survives restarts of the process and of
+	// the servers, and resumes after the last acknowledged event.
+	Durable string
+	// Filters are NATS subjects (see Subjects); empty means every event.
+	Filters []string
+	// AckWait is how long the server waits for an ack before redelivering.
+	AckWait time.Duration
+	// RetryDelay is the wait before redelivering an event the handler failed.
+	RetryDelay time.Duration
+}
+
+func (c *ConsumeConfig) defaults() {
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+}
+
+// Consume delivers events of a durable consumer to h, one at a time and in
+// order, until ctx ends (then it returns ErrStopped). The handler is called
+// only with valid events: invalid ones are logged, counted in Drops and
+// terminated so they are never redelivered and never block the events behind
+// them.
+func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h Handler) error {
+	cc.defaults()
+	if cc.Durable == "" {
+		return errors.New("consume: a durable name is required")
+	}
+	filters := cc.Filters
+	if len(filters) == 0 {
+		filters = []string{b.subjects.AllEvents()}
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	cons, err := b.js.CreateOrUpdateConsumer(cctx, b.names.Stream(), jetstream.ConsumerConfig{
+		Durable:        cc.Durable,
+		FilterSubjects: filters,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cc.AckWait,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		MaxAckPending:  256,
+		Replicas:       b.cfg.Replicas,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", cc.Durable, err)
+	}
+	log := b.log.Named("consumer").With("durable", cc.Durable)
+	return b.run(ctx, cons, log, func(ctx context.Context, msg jetstream.Msg, ev Event, m Meta) error {
+		if err := h(ctx, ev, m); err != nil {
+			log.Warn("handler failed, will retry", "event", ev.ID, "type", ev.Type.Short(), "delivered", m.Delivered, "error", err)
+			return msg.NakWithDelay(cc.RetryDelay)
+		}
+		actx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		defer cancel()
+		return msg.DoubleAck(actx)
+	}, func(msg jetstream.Msg) { _ = msg.Term() })
+}
+
+// TailConfig describes an ephemeral, ordered view of the event stream for
+// monitors: nothing is acknowledged and nothing is kept on the server.
+type TailConfig struct {
+	// Since starts the tail at events stored at or after this time; the zero
+	// time starts with the next new event.
+	Since time.Time
+	// Filters are NATS subjects (see Subjects); empty means every event.
+	Filters []string
+}
+
+// Tail delivers events from tc.Since on to h until ctx ends (ErrStopped) or h
+// returns an error. Invalid events are logged, counted and skipped.
+func (b *Bus) Tail(ctx context.Context, tc TailConfig, h Handler) error {
+	filters := tc.Filters
+	if len(filters) == 0 {
+		filters = []string{b.subjects.AllEvents()}
+	}
+	oc := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy}
+	if !tc.Since.IsZero() {
+		since := tc.Since
+		oc.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		oc.OptStartTime = &since
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	cons, err := b.js.OrderedConsumer(cctx, b.names.Stream(), oc)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
+	return b.run(ctx, cons, b.log.Named("tail"), func(ctx context.Context, _ jetstream.Msg, ev Event, m Meta) error {
+		if err := h(ctx, ev, m); err != nil {
+			return &stopError{err}
+		}
+		return nil
+	}, func(jetstream.Msg) {})
+}
+
+// stopError marks a handler error that ends a tail.
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+// run pulls messages from cons until ctx ends, decoding each and passing valid
+// events to deliver and invalid ones to drop.
+func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger,
+	deliver func(context.Context, jetstream.Msg, Event, Meta) error, drop func(jetstream.Msg)) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("pull messages: %w", err)
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() { // stops the iterator when ctx ends so Next returns
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		it.Stop()
+	}()
+	defer func() { close(done); wg.Wait() }()
+
+	dl := dropLog{log: log}
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ErrStopped
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return fmt.Errorf("message iterator closed: %w", err)
+			}
+			log.Warn("pull failed, retrying", "error", err)
+			select {
+			case <-ctx.Done():
+				return ErrStopped
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		ev, derr := Decode(msg.Data())
+		if derr != nil {
+			dl.note(msg.Subject(), b.drops.Count(derr))
+			drop(msg)
+			continue
+		}
+		m := Meta{Subject: msg.Subject()}
+		if md, err := msg.Metadata(); err == nil {
+			m.Seq, m.Delivered, m.Stored = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+		}
+		if err := deliver(ctx, msg, ev, m); err != nil {
+			var stop *stopError
+			if errors.As(err, &stop) {
+				return stop.err
+			}
+			if ctx.Err() != nil {
+				return ErrStopped
+			}
+			log.Warn("ack failed", "event", ev.ID, "error", err)
+		}
+	}
+}
+
+// dropLog logs dropped events without letting a flood of garbage flood the
+// log: the first drop is logged at once, later ones at most once a second with
+// the count of those not logged.
+type dropLog struct {
+	log        hclog.Logger
+	last       time.Time
+	suppressed int
+}
+
+func (d *dropLog) note(subject string, err error) {
+	now := time.Now()
+	if now.Sub(d.last) < time.Second {
+		d.suppressed++
+		return
+	}
+	d.log.Warn("dropped invalid event", "subject", subject, "error", err, "suppressed_since_last", d.suppressed)
+	d.last, d.suppressed = now, 0
+}

@@ -1,0 +1,124 @@
+// Package eventstest starts real embedded NATS servers with JetStream for
+// tests in any package: no mocks of the bus.
+package eventstest
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/xenft/xenft/events"
+)
+
+// Logger returns an hclog logger writing to the test's log at the given level.
+func Logger(t testing.TB, level hclog.Level) hclog.Logger {
+	t.Helper()
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: level, Output: testWriter{t}})
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// Server starts a single embedded server on a free loopback port with its
+// store in a temporary directory, stopped when the test ends.
+func Server(t testing.TB) *events.Server {
+	t.Helper()
+	cfg := events.DefaultServerConfig()
+	cfg.Name = "test"
+	cfg.Port = -1
+	cfg.DataDir = t.TempDir()
+	s, err := events.StartServer(cfg, Logger(t, hclog.Warn), 10*time.Second)
+	if err != nil {
+		t.Fatalf("start nats server: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// BusConfig is a bus configuration for s with short timeouts.
+func BusConfig(s *events.Server) events.BusConfig {
+	cfg := events.DefaultBusConfig()
+	cfg.URLs = []string{s.ClientURL()}
+	cfg.ClientName = "test"
+	cfg.LeaderTTL = 2 * time.Second
+	return cfg
+}
+
+// Bus connects to s over TCP, creates the stream and buckets, and closes the
+// connection when the test ends.
+func Bus(t testing.TB, s *events.Server) *events.Bus {
+	t.Helper()
+	b, err := events.Connect(BusConfig(s), Logger(t, hclog.Warn))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.EnsureResources(ctx); err != nil {
+		t.Fatalf("ensure resources: %v", err)
+	}
+	return b
+}
+
+// Eventually polls cond until it is true or timeout passes, then fails the
+// test with msg. Tests wait on conditions, never on bare sleeps.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: "+msg, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// NoGoroutines waits until no goroutine's stack mentions any of funcs (for
+// example "xenft/events.(*Bus).run"), and fails the test with the offending
+// stack if one is still there at the deadline. Unlike a global leak check it
+// ignores an embedded server's goroutines, which outlive a client by design.
+func NoGoroutines(t testing.TB, timeout time.Duration, funcs ...string) {
+	t.Helper()
+	var leaked string
+	deadline := time.Now().Add(timeout)
+	for {
+		leaked = goroutineMentioning(funcs)
+		if leaked == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutine leaked:\n%s", leaked)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func goroutineMentioning(funcs []string) string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, f := range funcs {
+			if strings.Contains(g, f) {
+				return g
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,105 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+)
+
+// ServerConfig describes an embedded NATS server with JetStream: the "server"
+// section of `xenft server` and `xenft up`.
+type ServerConfig struct {
+	// Name must be unique within a cluster. Default: the machine's host name.
+	Name string `mapstructure:"name"`
+	// Host is the client listen address. Default 127.0.0.1: a server is
+	// reachable from elsewhere only when an operator says so.
+	Host string `mapstructure:"host"`
+	// Port is the client port; -1 picks a free one. Default 4222.
+	Port int `mapstructure:"port"`
+	// DataDir holds the JetStream file store.
+	DataDir string `mapstructure:"data_dir"`
+	// MonitorPort serves NATS's HTTP monitoring (/varz, /jsz); 0 disables it.
+	MonitorPort int `mapstructure:"monitor_port"`
+	// MaxStore bounds JetStream's disk use in bytes; 0 lets the server decide.
+	MaxStore int64 `mapstructure:"max_store"`
+	// Cluster joins other servers; leave Name empty for a single server.
+	Cluster ClusterConfig `mapstructure:"cluster"`
+	// Auth requires clients to present a user and password.
+	Auth ServerAuth `mapstructure:"auth"`
+	// TLS for client connections (Cert and Key; CA to verify client certs).
+	TLS TLSFiles `mapstructure:"tls"`
+}
+
+// ClusterConfig joins servers with routes; JetStream then replicates streams
+// and buckets over them (bus.replicas 3 on a 3-node cluster).
+type ClusterConfig struct {
+	Name   string   `mapstructure:"name"`
+	Host   string   `mapstructure:"host"`
+	Port   int      `mapstructure:"port"`
+	Routes []string `mapstructure:"routes"` // nats-route://host:port of the other servers
+}
+
+// ServerAuth is the single user clients must present (per-role permissions
+// come with the security work).
+type ServerAuth struct {
+	User     string `mapstructure:"user"`
+	Password string `mapstructure:"password"`
+}
+
+// DefaultServerConfig returns a loopback single server on port 4222 storing
+// under ./.xenft/nats.
+func DefaultServerConfig() ServerConfig {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "xenft"
+	}
+	return ServerConfig{
+		Name:    name,
+		Host:    "127.0.0.1",
+		Port:    4222,
+		DataDir: ".xenft/nats",
+	}
+}
+
+// Validate checks the configuration; errors name the key under section.
+func (c ServerConfig) Validate(section string) error {
+	key := func(k string) string { return section + "." + k }
+	var errs []error
+	if c.Name == "" || strings.ContainsAny(c.Name, " \t.*>") {
+		errs = append(errs, fmt.Errorf("%s: %q must be non-empty without spaces, '.', '*' or '>'", key("name"), c.Name))
+	}
+	if net.ParseIP(c.Host) == nil && c.Host != "localhost" {
+		errs = append(errs, fmt.Errorf("%s: %q is not an IP address", key("host"), c.Host))
+	}
+	if c.Port < -1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("%s: %d is not a port (or -1 for any)", key("port"), c.Port))
+	}
+	if c.MonitorPort < -1 || c.MonitorPort > 65535 {
+		errs = append(errs, fmt.Errorf("%s: %d is not a port", key("monitor_port"), c.MonitorPort))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, fmt.Errorf("%s: required (JetStream keeps its files there)", key("data_dir")))
+	}
+	if c.MaxStore < 0 {
+		errs = append(errs, fmt.Errorf("%s: must not be negative", key("max_store")))
+	}
+	if c.Cluster.Name != "" {
+		if c.Cluster.Port < -1 || c.Cluster.Port > 65535 || c.Cluster.Port == 0 {
+			errs = append(errs, fmt.Errorf("%s: %d is not a port", key("cluster.port"), c.Cluster.Port))
+		}
+		for _, r := range c.Cluster.Routes {
+			if !strings.HasPrefix(r, "nats-route://") && !strings.HasPrefix(r, "nats://") {
+				errs = append(errs, fmt.Errorf("%s: %q is not a URL like nats-route://host:6222", key("cluster.routes"), r))
+			}
+		}
+	} else if len(c.Cluster.Routes) > 0 {
+		errs = append(errs, fmt.Errorf("%s: required when cluster.routes is set", key("cluster.name")))
+	}
+	if (c.Auth.User == "") != (c.Auth.Password == "") {
+		errs = append(errs, fmt.Errorf("%s: user and password must be set together", key("auth")))
+	}
+	errs = append(errs, c.TLS.validate(key("tls")))
+	return errors.Join(errs...)
+}
