@@ -122,7 +122,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"subject mismatch", func(m map[string]any) any { m["subject"] = "host/n2"; return m }, ErrInvalid, "does not match"},
 		{"wrong entity", func(m map[string]any) any { m["subject"] = "vm/n1"; return m }, ErrInvalid, "/subject"},
 		{"data not object", func(m map[string]any) any { m["data"] = "x"; return m }, ErrInvalid, "/data"},
-		{"too large", func(m map[string]any) any { m["data"].(map[string]any)["reason"] = strings.Repeat("x", MaxEventSize); return m }, ErrTooLarge, ""},
+		{"too large", func(m map[string]any) any {
+			m["data"].(map[string]any)["reason"] = strings.Repeat("x", MaxEventSize)
+			return m
+		}, ErrTooLarge, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
