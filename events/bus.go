@@ -55,7 +55,9 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			log.Warn("disconnected from nats", "error", err)
+			if err != nil { // nil on a deliberate Close
+				log.Warn("disconnected from nats, reconnecting", "error", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("reconnected to nats", "url", nc.ConnectedUrlRedacted())

@@ -124,10 +124,19 @@ func TestClusterR3BucketLosesNothingAckedWhenAServerStops(t *testing.T) {
 	}
 
 	// Writes continue once the two survivors elect a new leader...
-	eventstest.Eventually(t, 30*time.Second, func() bool {
-		_, err := kv.Put(ctx, "after-stop", []byte("x"))
-		return err == nil
-	}, "no write accepted after stopping %s", leader)
+	var lastErr error
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+		_, lastErr = kv.Put(pctx, "after-stop", []byte("x"))
+		pcancel()
+		if lastErr == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write accepted within 45s after stopping %s; last error: %v", leader, lastErr)
+		}
+	}
 	// ...and nothing that was acknowledged before is lost.
 	for key, rev := range acked {
 		e, err := kv.Get(ctx, key)

@@ -69,17 +69,35 @@ func Decode(b []byte) (Event, error) {
 var printer = message.NewPrinter(language.English)
 
 // describeValidation turns the schema library's error tree into one line that
-// names the deepest offending field, which is what an operator needs to fix.
+// names every offending field (up to a few), which is what an operator needs
+// to fix an event: a misspelt key shows as both missing and not allowed.
 func describeValidation(t Type, err error) error {
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
 		return fmt.Errorf("%w: %s: %v", ErrInvalid, t.Short(), err)
 	}
-	for len(ve.Causes) > 0 {
-		ve = ve.Causes[0]
+	var leaves []string
+	var walk func(*jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			msg := "field /" + strings.Join(e.InstanceLocation, "/") + ": " + e.ErrorKind.LocalizedString(printer)
+			for _, l := range leaves {
+				if l == msg {
+					return
+				}
+			}
+			leaves = append(leaves, msg)
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
 	}
-	field := "/" + strings.Join(ve.InstanceLocation, "/")
-	return fmt.Errorf("%w: %s: field %s: %s", ErrInvalid, t.Short(), field, ve.ErrorKind.LocalizedString(printer))
+	walk(ve)
+	if len(leaves) > 4 {
+		leaves = append(leaves[:4], fmt.Sprintf("and %d more", len(leaves)-4))
+	}
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, t.Short(), strings.Join(leaves, "; "))
 }
 
 // DropCounter counts events dropped on receipt by reason. The zero value is

@@ -32,6 +32,9 @@ type Event struct {
 	Data            json.RawMessage `json:"data"`
 }
 
+// NewID returns a fresh random event id.
+func NewID() string { return nuid.Next() }
+
 // New wraps a payload in an envelope from source at time now with a fresh
 // random id. Use WithID for a deterministic id (so JetStream de-duplicates the
 // same fact published by several detectors).
@@ -47,7 +50,7 @@ func New(source string, now time.Time, data Payload) (Event, error) {
 	}
 	return Event{
 		SpecVersion:     SpecVersion,
-		ID:              nuid.Next(),
+		ID:              NewID(),
 		Source:          source,
 		Type:            t,
 		Subject:         info.entity + "/" + data.EntityID(),

@@ -1,0 +1,36 @@
+# xenft — the first two commands on a fresh machine are `make run` and `make test`.
+GO       ?= go
+BIN      := bin/xenft
+FUZZTIME ?= 30s
+
+.PHONY: build run test test-short bench lint fuzz xen-e2e clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/xenft
+
+## run: the demo on an embedded NATS server (data under ./.xenft; Ctrl-C stops it)
+run: build
+	./$(BIN) up
+
+## test: every test, with the race detector, against real embedded NATS servers
+test:
+	$(GO) test -race -timeout 30m ./...
+
+test-short:
+	$(GO) test -race -short ./...
+
+## bench: every benchmark in quick mode; writes bench/RESULTS.md
+bench:
+	bash bench/run.sh
+
+## lint: go vet and gofmt
+lint:
+	$(GO) vet ./...
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: a short run of every fuzz target (FUZZTIME=60s for longer)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./events
+
+clean:
+	rm -rf bin .xenft

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every benchmark in quick mode and writes bench/RESULTS.md with the
+# machine, date, command and figures of each. `make bench` calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/RESULTS.md
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+{
+  echo "# xenft benchmark results"
+  echo
+  echo "Written by \`make bench\` (bench/run.sh). Quick mode; the figures are from one run."
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "- go: $(go version | cut -d' ' -f3-)"
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+} > "$tmp"
+
+run() { # title, command...
+  local title=$1; shift
+  echo "== $title: $*" >&2
+  local res
+  res=$("$@" 2>&1) || { echo "$res" >&2; echo "benchmark failed: $*" >&2; exit 1; }
+  echo "$res" >&2
+  { echo; echo "## $title"; echo; echo "\`$*\`"; echo; echo '```'; echo "$res"; echo '```'; } >> "$tmp"
+}
+
+run "Event bus: publish→consume latency and throughput" go run ./bench/bus -quick
+for d in bench/*/; do
+  name=$(basename "$d")
+  [ "$name" = bus ] && continue
+  [ -f "$d/main.go" ] || continue
+  run "bench/$name" go run "./$d" -quick
+done
+run "Go benchmarks (Benchmark*)" go test -run '^$' -bench . -benchtime 1s ./...
+mv "$tmp" "$out"
+trap - EXIT
+echo "wrote $out" >&2
