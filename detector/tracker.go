@@ -1,0 +1,327 @@
+package detector
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/xenft/xenft/events"
+)
+
+// This file is the decision core: a pure state machine per host, driven by
+// two inputs, Beat(heartbeat, receive time) and Tick(now). It holds no clock,
+// starts no goroutine, does no I/O and does not log; the Monitor feeds it from
+// NATS and a ticker, the QoS benchmark from a simulated clock.
+
+// Kind is the kind of a host's transition.
+type Kind int
+
+// Transitions a Tracker reports, one event type each.
+const (
+	KindSuspect   Kind = iota + 1 // node.suspect: phi crossed phi_suspect
+	KindFailed                    // node.failed: phi crossed phi_fail, or max_silence passed
+	KindRecovered                 // node.recovered: beats came back, or a new incarnation began
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindSuspect:
+		return "suspect"
+	case KindFailed:
+		return "failed"
+	case KindRecovered:
+		return "recovered"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Transition is one change of a host's state, as data: the Monitor turns it
+// into an event (Event), the benchmark into statistics.
+type Transition struct {
+	Kind        Kind
+	Host        string
+	Incarnation string
+	// PreviousIncarnation and NewIncarnation are set on a KindRecovered that
+	// a new incarnation caused: the agent restarted, its old domains are gone.
+	PreviousIncarnation string
+	NewIncarnation      bool
+	// Phi at At (KindSuspect, KindFailed).
+	Phi float64
+	// Reason of KindFailed: events.FailedByPhi or events.FailedBySilence.
+	Reason string
+	// LastBeat is when this detector received the host's last beat (its own
+	// clock: the sender's is never trusted) and LastSeq that beat's number.
+	// For KindRecovered they are the beat that brought the host back.
+	LastBeat time.Time
+	LastSeq  uint64
+	// At is when the tracker decided: the tick's or the beat's time.
+	At time.Time
+}
+
+// host states
+type status int
+
+const (
+	alive status = iota
+	suspect
+	failed
+)
+
+// retiredMax bounds how many past incarnations of a host are remembered to
+// drop their late beats.
+const retiredMax = 8
+
+// hostState is everything the tracker knows of one host.
+type hostState struct {
+	host    string
+	inc     string
+	retired []string // previous incarnations, oldest first
+	status  status
+	lastSeq uint64
+	// lastArrival is when the last accepted beat was received; the next
+	// inter-arrival time is measured from it.
+	lastArrival time.Time
+	// silentSince is when the current silence began as this detector saw it:
+	// lastArrival, moved forward over periods the detector itself was blind.
+	silentSince time.Time
+	// skipInterval: the next inter-arrival time spans a blind period and is
+	// not a sample of the network.
+	skipInterval bool
+	window       *Window
+	est          Estimate
+	// Deadlines precomputed at each beat: phi is a function of the silence
+	// only, so the tick compares times and computes phi only on a crossing.
+	suspectAt, failAt, silenceAt time.Time
+}
+
+// TrackerStats counts what the tracker ignored or noticed.
+type TrackerStats struct {
+	// Stale beats: a duplicate, an older sequence number than the host's
+	// latest (reordering), or a retired incarnation.
+	Stale uint64
+	// Stalls: ticks that came too late; the time between was treated as
+	// blind (the detector was paused, starved, or cut off from NATS).
+	Stalls uint64
+}
+
+// Tracker is the per-host phi-accrual state machine. Make one with
+// NewTracker; it is not safe for concurrent use: one goroutine owns it.
+type Tracker struct {
+	cfg              Config
+	ySuspect, yFail  float64
+	stallAfter       time.Duration
+	hosts            map[string]*hostState
+	order            []*hostState // first-seen order, so output is deterministic
+	lastTick         time.Time
+	stats            TrackerStats
+	suspects, failed int
+}
+
+// NewTracker returns a tracker for a valid configuration.
+func NewTracker(cfg Config) (*Tracker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate("detector"); err != nil {
+		return nil, err
+	}
+	return &Tracker{
+		cfg:      cfg,
+		ySuspect: InverseY(cfg.PhiSuspect),
+		yFail:    InverseY(cfg.PhiFail),
+		// A tick five periods late means the detector did not look for a
+		// while; silences it did not watch must not count against hosts.
+		stallAfter: 5 * cfg.Tick,
+		hosts:      map[string]*hostState{},
+	}, nil
+}
+
+// Beat feeds one decoded heartbeat received at at (the detector's clock).
+// It returns the transition the beat causes, if any: KindRecovered when a
+// suspected or failed host beats again or when a new incarnation appears. The
+// first beat of a host the tracker never saw causes none.
+func (t *Tracker) Beat(hb Heartbeat, at time.Time) []Transition {
+	h := t.hosts[hb.Host]
+	if h == nil {
+		h = &hostState{host: hb.Host}
+		t.hosts[hb.Host] = h
+		t.order = append(t.order, h)
+		t.restart(h, hb, at)
+		return nil
+	}
+	if hb.Incarnation != h.inc {
+		for _, r := range h.retired {
+			if r == hb.Incarnation {
+				t.stats.Stale++ // a late beat of an agent that has restarted since
+				return nil
+			}
+		}
+		prev := h.inc
+		h.retired = append(h.retired, prev)
+		if len(h.retired) > retiredMax {
+			h.retired = h.retired[1:]
+		}
+		t.setStatus(h, alive)
+		t.restart(h, hb, at)
+		return []Transition{{
+			Kind: KindRecovered, Host: h.host, Incarnation: h.inc,
+			PreviousIncarnation: prev, NewIncarnation: true,
+			LastBeat: at, LastSeq: hb.Seq, At: at,
+		}}
+	}
+	if hb.Seq <= h.lastSeq {
+		t.stats.Stale++ // duplicate or overtaken: a newer beat already spoke
+		return nil
+	}
+	// As Akka does, a silence that was declared a failure is not a sample of
+	// the network: it would teach the window that hosts die.
+	if d := at.Sub(h.lastArrival); d > 0 && !h.skipInterval && h.status != failed {
+		h.window.Add(d.Seconds())
+		h.est = h.window.Estimate(t.cfg.AcceptablePause, t.cfg.MinStdDev)
+	}
+	was := h.status
+	h.lastSeq, h.lastArrival, h.silentSince, h.skipInterval = hb.Seq, at, at, false
+	t.setStatus(h, alive)
+	t.deadlines(h)
+	if was == alive {
+		return nil
+	}
+	return []Transition{{
+		Kind: KindRecovered, Host: h.host, Incarnation: h.inc,
+		LastBeat: at, LastSeq: hb.Seq, At: at,
+	}}
+}
+
+// restart begins a new incarnation of h with a fresh window: the new agent may
+// beat at another interval, and the old one's history says nothing of it.
+func (t *Tracker) restart(h *hostState, hb Heartbeat, at time.Time) {
+	expected := t.cfg.ExpectedInterval
+	if hb.IntervalMs > 0 {
+		expected = time.Duration(hb.IntervalMs) * time.Millisecond
+	}
+	h.inc, h.lastSeq = hb.Incarnation, hb.Seq
+	h.lastArrival, h.silentSince, h.skipInterval = at, at, false
+	h.window = NewWindow(t.cfg.WindowSize, expected)
+	h.est = h.window.Estimate(t.cfg.AcceptablePause, t.cfg.MinStdDev)
+	t.deadlines(h)
+}
+
+func (t *Tracker) deadlines(h *hostState) {
+	h.suspectAt = h.silentSince.Add(seconds(h.est.After(t.ySuspect)))
+	h.failAt = h.silentSince.Add(seconds(h.est.After(t.yFail)))
+	h.silenceAt = h.silentSince.Add(t.cfg.MaxSilence)
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func (t *Tracker) setStatus(h *hostState, s status) {
+	count := func(s status, d int) {
+		switch s {
+		case suspect:
+			t.suspects += d
+		case failed:
+			t.failed += d
+		}
+	}
+	count(h.status, -1)
+	count(s, +1)
+	h.status = s
+}
+
+// Tick evaluates every host's silence at now and returns the transitions:
+// KindSuspect when phi reaches phi_suspect, KindFailed when it reaches
+// phi_fail or the silence reaches max_silence (always after a KindSuspect, in
+// the same call if need be). A tick that comes more than five ticks after the
+// previous one decides nothing: the time between is treated as blind and
+// every silence is moved forward by it.
+func (t *Tracker) Tick(now time.Time) []Transition {
+	if !t.lastTick.IsZero() {
+		if gap := now.Sub(t.lastTick); gap > t.stallAfter {
+			t.blind(gap - t.cfg.Tick)
+			t.lastTick = now
+			return nil
+		}
+	}
+	t.lastTick = now
+	var out []Transition
+	for _, h := range t.order {
+		if h.status == failed || (now.Before(h.suspectAt) && now.Before(h.silenceAt)) {
+			continue
+		}
+		phi := h.est.Phi(now.Sub(h.silentSince).Seconds())
+		tr := Transition{Host: h.host, Incarnation: h.inc, Phi: phi, LastBeat: h.lastArrival, LastSeq: h.lastSeq, At: now}
+		if h.status == alive {
+			t.setStatus(h, suspect)
+			tr.Kind = KindSuspect
+			out = append(out, tr)
+		}
+		switch {
+		case !now.Before(h.failAt):
+			tr.Kind, tr.Reason = KindFailed, events.FailedByPhi
+		case !now.Before(h.silenceAt):
+			tr.Kind, tr.Reason = KindFailed, events.FailedBySilence
+		default:
+			continue
+		}
+		t.setStatus(h, failed)
+		out = append(out, tr)
+	}
+	return out
+}
+
+// blind moves every watched silence forward by d: the detector was not
+// looking, so that time is no evidence against anyone.
+func (t *Tracker) blind(d time.Duration) {
+	t.stats.Stalls++
+	for _, h := range t.order {
+		if h.status == failed {
+			continue
+		}
+		h.silentSince = h.silentSince.Add(d)
+		h.skipInterval = true
+		t.deadlines(h)
+	}
+}
+
+// Stats returns the tracker's counters.
+func (t *Tracker) Stats() TrackerStats { return t.stats }
+
+// Counts returns how many hosts are tracked, suspected and failed now.
+func (t *Tracker) Counts() (hosts, suspects, failed int) {
+	return len(t.order), t.suspects, t.failed
+}
+
+// HostView is what the tracker knows of one host, for status displays and
+// tests.
+type HostView struct {
+	Host, Incarnation string
+	Status            string // "alive", "suspect" or "failed"
+	LastSeq           uint64
+	LastBeat          time.Time
+	Mean, StdDev      time.Duration // of the window (before pause and floor)
+	Samples           int
+	SuspectAfter      time.Duration // silence at which phi reaches phi_suspect
+	FailAfter         time.Duration // silence at which phi reaches phi_fail
+}
+
+// Host returns the view of one host, or false if the tracker never saw it.
+func (t *Tracker) Host(name string) (HostView, bool) {
+	h := t.hosts[name]
+	if h == nil {
+		return HostView{}, false
+	}
+	return HostView{
+		Host: h.host, Incarnation: h.inc,
+		Status:  [...]string{"alive", "suspect", "failed"}[h.status],
+		LastSeq: h.lastSeq, LastBeat: h.lastArrival,
+		Mean: seconds(h.window.Mean()), StdDev: seconds(h.window.StdDev()), Samples: h.window.Len(),
+		SuspectAfter: seconds(h.est.After(t.ySuspect)), FailAfter: seconds(h.est.After(t.yFail)),
+	}, true
+}
+
+// Phi is host's suspicion level at now (0 for a host never seen, +Inf is
+// never returned).
+func (t *Tracker) Phi(host string, now time.Time) float64 {
+	h := t.hosts[host]
+	if h == nil {
+		return 0
+	}
+	return h.est.Phi(now.Sub(h.silentSince).Seconds())
+}
