@@ -48,8 +48,8 @@ type PluginConfig struct {
 	Name string `mapstructure:"name"`
 	// Command is the program to run: an absolute path, or a name looked up
 	// in PATH.
-	Command string        `mapstructure:"command"`
-	Args    []string      `mapstructure:"args"`
+	Command string   `mapstructure:"command"`
+	Args    []string `mapstructure:"args"`
 	// Interval between the starts of two runs (runs never overlap). Default
 	// 30s.
 	Interval time.Duration `mapstructure:"interval"`
