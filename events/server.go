@@ -138,10 +138,12 @@ func (s *Server) Shutdown() {
 	s.ns.WaitForShutdown()
 }
 
-// natsLogger routes the server's log lines into hclog.
+// natsLogger routes the server's log lines into hclog. The server's notices
+// (its start banner, leader changes) go to debug: at info an operator sees
+// xenft's own lines, and warnings and errors from NATS.
 type natsLogger struct{ l hclog.Logger }
 
-func (n natsLogger) Noticef(format string, v ...any) { n.l.Info(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
