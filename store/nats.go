@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATS stores images in a JetStream object store (xenft_images), replicated
+// like the rest of the bus, for sites without a shared file system. Images
+// are split into 1 MiB chunks.
+type NATS struct {
+	obj jetstream.ObjectStore
+}
+
+var _ ImageStore = (*NATS)(nil)
+
+// ChunkSize is the object store chunk size: large enough that a 256 MiB image
+// is a few hundred messages, small enough to stay far below max_payload.
+const ChunkSize = 1 << 20
+
+const (
+	metaSHA256 = "xenft-sha256"
+	metaSize   = "xenft-size"
+)
+
+// NewNATS wraps an object store (see events.Bus.EnsureResources, which
+// creates xenft_images with the configured replicas).
+func NewNATS(obj jetstream.ObjectStore) *NATS { return &NATS{obj: obj} }
+
+// Put streams r into the object store. JetStream writes the chunks first and
+// the object's info last; if the stream fails the chunks are purged and no
+// info is written, so a partial image is never visible.
+func (n *NATS) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	hr := newHashingReader(ctxReader{ctx, r})
+	// The sha256 is known only at the end, but object metadata is set at
+	// the start; so Put first, then record our digest with UpdateMeta.
+	oi, err := n.obj.Put(ctx, jetstream.ObjectMeta{Name: key, Opts: &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}}, hr)
+	if err != nil {
+		return Info{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	info := Info{Key: key, Size: hr.n, SHA256: hr.sum(), Modified: oi.ModTime.UTC()}
+	meta := oi.ObjectMeta
+	meta.Metadata = map[string]string{metaSHA256: info.SHA256, metaSize: strconv.FormatInt(info.Size, 10)}
+	if err := n.obj.UpdateMeta(ctx, key, meta); err != nil {
+		_ = n.obj.Delete(ctx, key)
+		return Info{}, fmt.Errorf("put %s: record checksum: %w", key, err)
+	}
+	return info, nil
+}
+
+func (n *NATS) info(oi *jetstream.ObjectInfo) (Info, error) {
+	sum := oi.Metadata[metaSHA256]
+	size, err := strconv.ParseInt(oi.Metadata[metaSize], 10, 64)
+	if len(sum) != 64 || err != nil {
+		// Put died between the chunks and the checksum: incomplete.
+		return Info{}, fmt.Errorf("%w: %s (no recorded checksum)", ErrNotFound, oi.Name)
+	}
+	return Info{Key: oi.Name, Size: size, SHA256: sum, Modified: oi.ModTime.UTC()}, nil
+}
+
+// Stat reads the object's info.
+func (n *NATS) Stat(ctx context.Context, key string) (Info, error) {
+	if err := ValidateKey(key); err != nil {
+		return Info{}, err
+	}
+	oi, err := n.obj.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("stat %s: %w", key, err)
+	}
+	return n.info(oi)
+}
+
+// Open streams the object; both JetStream's own digest and ours are checked.
+func (n *NATS) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
+	info, err := n.Stat(ctx, key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	res, err := n.obj.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("open %s: %w", key, err)
+	}
+	return newVerifyingReader(digestErrAsCorrupt{res}, info), info, nil
+}
+
+// digestErrAsCorrupt maps the object store's digest error to ErrCorrupt.
+type digestErrAsCorrupt struct{ jetstream.ObjectResult }
+
+func (d digestErrAsCorrupt) Read(p []byte) (int, error) {
+	n, err := d.ObjectResult.Read(p)
+	if errors.Is(err, jetstream.ErrDigestMismatch) {
+		return n, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return n, err
+}
+
+// Delete removes the object.
+func (n *NATS) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if err := n.obj.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns complete images under prefix.
+func (n *NATS) List(ctx context.Context, prefix string) ([]Info, error) {
+	ois, err := n.obj.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %q: %w", prefix, err)
+	}
+	var out []Info
+	for _, oi := range ois {
+		if oi.Deleted || !strings.HasPrefix(oi.Name, prefix) {
+			continue
+		}
+		if info, err := n.info(oi); err == nil {
+			out = append(out, info)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}

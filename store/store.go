@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ImageStore keeps checkpoint images. Implementations are safe for
+// concurrent use; a Put of one key concurrent with an Open of the same key is
+// undefined (the coordinator never does it: keys are never rewritten).
+type ImageStore interface {
+	// Put streams r into key, computing size and SHA-256 as it goes. The image
+	// becomes visible only when complete: on any error nothing is left under
+	// key that Open or List would take for an image.
+	Put(ctx context.Context, key string, r io.Reader) (Info, error)
+	// Open streams key. The reader verifies size and SHA-256 against what Put
+	// recorded and returns ErrCorrupt from Read instead of io.EOF on a
+	// mismatch, so a caller that reads to the end cannot miss corruption.
+	Open(ctx context.Context, key string) (io.ReadCloser, Info, error)
+	// Stat returns what Put recorded for key without reading it.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List returns the complete images whose keys start with prefix, sorted by key.
+	List(ctx context.Context, prefix string) ([]Info, error)
+}
+
+// Info describes a stored image.
+type Info struct {
+	Key      string    `json:"key"`
+	Size     int64     `json:"size"`
+	SHA256   string    `json:"sha256"` // lower-case hex
+	Modified time.Time `json:"modified"`
+}
+
+// Errors, matched with errors.Is.
+var (
+	ErrNotFound   = errors.New("image not found")
+	ErrCorrupt    = errors.New("image corrupt")
+	ErrInvalidKey = errors.New("invalid image key")
+)
+
+var segmentRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidateKey accepts keys of '/'-separated segments of letters, digits, '.',
+// '_' and '-', each starting with a letter or digit: no "..", no absolute
+// paths, nothing a directory store could be tricked into writing outside its
+// root.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > 1024 {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if !segmentRE.MatchString(seg) {
+			return fmt.Errorf("%w: %q (segment %q)", ErrInvalidKey, key, seg)
+		}
+	}
+	return nil
+}
+
+// ImageKey is the key of one member's image in one checkpoint of a group:
+// <group>/<seq>/<vm>.img (the layout DESIGN.md gives the directory store).
+func ImageKey(group string, seq uint64, vm string) string {
+	return group + "/" + strconv.FormatUint(seq, 10) + "/" + vm + ".img"
+}
+
+// CheckpointPrefix is the prefix of every image of one checkpoint.
+func CheckpointPrefix(group string, seq uint64) string {
+	return group + "/" + strconv.FormatUint(seq, 10) + "/"
+}
+
+// hashingReader counts and hashes what passes through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func newHashingReader(r io.Reader) *hashingReader { return &hashingReader{r: r, h: sha256.New()} }
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.n += int64(n)
+	h.h.Write(p[:n])
+	return n, err
+}
+
+func (h *hashingReader) sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
+
+// verifyingReader checks size and digest at EOF against want.
+type verifyingReader struct {
+	hr   *hashingReader
+	c    io.Closer
+	want Info
+	err  error // sticky verdict once EOF is reached
+}
+
+func newVerifyingReader(rc io.ReadCloser, want Info) *verifyingReader {
+	return &verifyingReader{hr: newHashingReader(rc), c: rc, want: want}
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.hr.Read(p)
+	if v.hr.n > v.want.Size {
+		v.err = fmt.Errorf("%w: %s is longer than its recorded %d bytes", ErrCorrupt, v.want.Key, v.want.Size)
+		return n, v.err
+	}
+	if errors.Is(err, io.EOF) {
+		switch {
+		case v.hr.n != v.want.Size:
+			v.err = fmt.Errorf("%w: %s has %d bytes, recorded %d", ErrCorrupt, v.want.Key, v.hr.n, v.want.Size)
+		case v.hr.sum() != v.want.SHA256:
+			v.err = fmt.Errorf("%w: %s sha256 %s, recorded %s", ErrCorrupt, v.want.Key, v.hr.sum(), v.want.SHA256)
+		default:
+			v.err = io.EOF
+		}
+		return n, v.err
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.c.Close() }
+
+// Verify reads key to the end and reports ErrCorrupt if its size or checksum
+// differ from what Put recorded, or from want when want's fields are set (the
+// checkpoint catalog's record of the image).
+func Verify(ctx context.Context, s ImageStore, key string, want Info) error {
+	rc, info, err := s.Open(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if want.Size != 0 && want.Size != info.Size {
+		return fmt.Errorf("%w: %s stored size %d, catalog says %d", ErrCorrupt, key, info.Size, want.Size)
+	}
+	if want.SHA256 != "" && want.SHA256 != info.SHA256 {
+		return fmt.Errorf("%w: %s stored sha256 %s, catalog says %s", ErrCorrupt, key, info.SHA256, want.SHA256)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := rc.Read(buf)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
