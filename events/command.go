@@ -1,0 +1,168 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Commands are request/reply on <prefix>.cmd.<host>.<verb>: the supervisor
+// (or its checkpoint coordinator) asks one host's agent to act and waits for
+// the reply. Nothing is kept; results that matter become events.
+
+// CommandHandler answers one command. The request is the raw JSON body; the
+// result is encoded as the reply. Errors are sent back classified (see
+// CommandError); a plain error is sent as permanent.
+type CommandHandler func(ctx context.Context, req json.RawMessage) (any, error)
+
+// Error codes of a command reply. The caller's retry decision rests on them.
+const (
+	CodeRetryable  = "retryable"   // try again, maybe elsewhere (toolstack busy, timeout)
+	CodePermanent  = "permanent"   // this request will not succeed here
+	CodeStaleEpoch = "stale_epoch" // the agent obeyed a newer epoch; the sender lost leadership
+	CodeNotFound   = "not_found"   // the domain or image does not exist
+	CodeCorrupt    = "corrupt"     // an image failed verification
+	CodeBadRequest = "bad_request" // the request could not be decoded
+)
+
+// CommandError is a failed command as the caller sees it.
+type CommandError struct {
+	Host, Verb string
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("%s on %s: %s: %s", e.Verb, e.Host, e.Code, e.Message)
+}
+
+// Retryable reports whether trying again may succeed.
+func (e *CommandError) Retryable() bool { return e.Code == CodeRetryable }
+
+// NewCommandError classifies err for the reply.
+func NewCommandError(code string, err error) *CommandError {
+	return &CommandError{Code: code, Message: err.Error()}
+}
+
+type commandReply struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *CommandError   `json:"error,omitempty"`
+}
+
+// ServeCommands answers host's commands with handlers (keyed by verb, e.g.
+// "checkpoint.pause") until ctx ends, then waits for running handlers.
+// Each command runs in its own goroutine, at most maxConcurrent at once, so a
+// long save does not hold up a pause of another domain. Unknown verbs and
+// undecodable requests are answered with an error, never dropped silently.
+func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[string]CommandHandler, maxConcurrent int) error {
+	if maxConcurrent <= 0 {
+		maxConcurrent = 16
+	}
+	prefix := b.subjects.Command(host, "")
+	sem := make(chan struct{}, maxConcurrent)
+	var wg sync.WaitGroup
+	log := b.log.Named("commands")
+	sub, err := b.nc.Subscribe(b.subjects.HostCommands(host), func(m *nats.Msg) {
+		verb := m.Subject[len(prefix):]
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.answer(ctx, m, host, verb, handlers[verb], log)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to commands of %s: %w", host, err)
+	}
+	if err := b.nc.FlushTimeout(b.cfg.RequestTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("subscribe to commands of %s: %w", host, err)
+	}
+	<-ctx.Done()
+	_ = sub.Unsubscribe()
+	wg.Wait()
+	return ErrStopped
+}
+
+func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h CommandHandler, log interface {
+	Warn(string, ...any)
+}) {
+	var rep commandReply
+	if h == nil {
+		rep.Error = &CommandError{Code: CodeBadRequest, Message: "unknown command " + verb}
+	} else if !json.Valid(m.Data) {
+		rep.Error = &CommandError{Code: CodeBadRequest, Message: "request is not JSON"}
+	} else {
+		res, err := safeHandle(ctx, h, m.Data)
+		if err != nil {
+			var ce *CommandError
+			if !errors.As(err, &ce) {
+				ce = &CommandError{Code: CodePermanent, Message: err.Error()}
+			}
+			rep.Error = &CommandError{Code: ce.Code, Message: ce.Message}
+			log.Warn("command failed", "verb", verb, "code", ce.Code, "error", ce.Message)
+		} else if rep.Result, err = json.Marshal(res); err != nil {
+			rep.Error = &CommandError{Code: CodePermanent, Message: "encode result: " + err.Error()}
+		}
+	}
+	data, _ := json.Marshal(rep)
+	if m.Reply != "" {
+		if err := m.Respond(data); err != nil {
+			log.Warn("cannot reply", "verb", verb, "error", err)
+		}
+	}
+}
+
+// safeHandle turns a handler's panic into a permanent error: a bad request
+// must not take the agent down.
+func safeHandle(ctx context.Context, h CommandHandler, req json.RawMessage) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return h(ctx, req)
+}
+
+// Command sends verb to host's agent and decodes the result into reply (which
+// may be nil). It waits at most timeout (RequestTimeout if zero). A failure
+// reported by the agent is a *CommandError; no answer at all (no agent, or it
+// is too slow) is a *CommandError with CodeRetryable.
+func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = b.cfg.RequestTimeout
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("%s on %s: encode request: %w", verb, host, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	msg, err := b.nc.RequestWithContext(rctx, b.subjects.Command(host, verb), body)
+	if err != nil {
+		return &CommandError{Host: host, Verb: verb, Code: CodeRetryable, Message: "no answer: " + err.Error()}
+	}
+	var rep commandReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return &CommandError{Host: host, Verb: verb, Code: CodePermanent, Message: "undecodable reply: " + err.Error()}
+	}
+	if rep.Error != nil {
+		rep.Error.Host, rep.Error.Verb = host, verb
+		return rep.Error
+	}
+	if reply != nil && len(rep.Result) > 0 {
+		if err := json.Unmarshal(rep.Result, reply); err != nil {
+			return &CommandError{Host: host, Verb: verb, Code: CodePermanent, Message: "undecodable result: " + err.Error()}
+		}
+	}
+	return nil
+}

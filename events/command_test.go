@@ -1,0 +1,80 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/eventstest"
+)
+
+func TestCommandsRoundTripAndClassifyErrors(t *testing.T) {
+	s := eventstest.Server(t)
+	agent := eventstest.Bus(t, s)
+	sup := eventstest.Bus(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	release := make(chan struct{})
+	go func() {
+		done <- agent.ServeCommands(ctx, "n1.example", map[string]events.CommandHandler{
+			"echo": func(_ context.Context, req json.RawMessage) (any, error) {
+				var in struct{ Word string }
+				if err := json.Unmarshal(req, &in); err != nil {
+					return nil, events.NewCommandError(events.CodeBadRequest, err)
+				}
+				return map[string]string{"word": in.Word}, nil
+			},
+			"busy":  func(context.Context, json.RawMessage) (any, error) { return nil, events.NewCommandError(events.CodeRetryable, errors.New("toolstack busy")) },
+			"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("no") },
+			"panic": func(context.Context, json.RawMessage) (any, error) { panic("bad input") },
+			"slow": func(ctx context.Context, _ json.RawMessage) (any, error) {
+				<-release
+				return "slow done", nil
+			},
+		}, 4)
+	}()
+	// Wait until the agent is subscribed.
+	eventstest.Eventually(t, 5*time.Second, func() bool {
+		return sup.Command(ctx, "n1.example", "echo", map[string]string{"Word": "x"}, nil, 200*time.Millisecond) == nil
+	}, "agent not answering")
+
+	// A slow command does not hold up another one.
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- sup.Command(ctx, "n1.example", "slow", nil, nil, 10*time.Second) }()
+
+	var out struct{ Word string }
+	if err := sup.Command(ctx, "n1.example", "echo", map[string]string{"Word": "hello"}, &out, time.Second); err != nil || out.Word != "hello" {
+		t.Fatalf("echo = %+v, %v", out, err)
+	}
+	check := func(verb, code string) {
+		t.Helper()
+		err := sup.Command(ctx, "n1.example", verb, map[string]string{}, nil, time.Second)
+		var ce *events.CommandError
+		if !errors.As(err, &ce) || ce.Code != code || ce.Host != "n1.example" || ce.Verb != verb {
+			t.Fatalf("%s: err = %#v, want code %s", verb, err, code)
+		}
+	}
+	check("busy", events.CodeRetryable)
+	check("plain", events.CodePermanent)
+	check("panic", events.CodePermanent)
+	check("nope", events.CodeBadRequest)
+	// No agent on the host at all: retryable (it may come back, or the host
+	// is failed and the supervisor places elsewhere).
+	err := sup.Command(ctx, "ghost", "echo", nil, nil, 200*time.Millisecond)
+	var ce *events.CommandError
+	if !errors.As(err, &ce) || !ce.Retryable() {
+		t.Fatalf("no agent: %v", err)
+	}
+	close(release)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("slow: %v", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, events.ErrStopped) {
+		t.Fatalf("ServeCommands returned %v", err)
+	}
+	eventstest.NoGoroutines(t, 5*time.Second, "events.(*Bus).answer", "events.(*Bus).ServeCommands")
+}
