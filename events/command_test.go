@@ -27,7 +27,9 @@ func TestCommandsRoundTripAndClassifyErrors(t *testing.T) {
 				}
 				return map[string]string{"word": in.Word}, nil
 			},
-			"busy":  func(context.Context, json.RawMessage) (any, error) { return nil, events.NewCommandError(events.CodeRetryable, errors.New("toolstack busy")) },
+			"busy": func(context.Context, json.RawMessage) (any, error) {
+				return nil, events.NewCommandError(events.CodeRetryable, errors.New("toolstack busy"))
+			},
 			"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("no") },
 			"panic": func(context.Context, json.RawMessage) (any, error) { panic("bad input") },
 			"slow": func(ctx context.Context, _ json.RawMessage) (any, error) {
