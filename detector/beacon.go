@@ -1,0 +1,244 @@
+package detector
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xenft/xenft/events"
+)
+
+// Bus is what the detector needs of the bus: the core connection for
+// heartbeats and JetStream publishing for events. *events.Bus is one.
+type Bus interface {
+	Conn() *nats.Conn
+	Subjects() events.Subjects
+	PublishAck(ctx context.Context, ev events.Event) (*jetstream.PubAck, error)
+}
+
+var _ Bus = (*events.Bus)(nil)
+
+// HostInventory lists what a beacon reports of its host. The agent adapts its
+// hypervisor driver to it. Both calls must honour ctx: the beacon bounds them
+// with heartbeat.inventory_timeout.
+type HostInventory interface {
+	Domains(ctx context.Context) ([]DomainSummary, error)
+	FreeMemoryMiB(ctx context.Context) (uint64, error)
+}
+
+// BeaconStats counts a beacon's work.
+type BeaconStats struct {
+	Sent              uint64 // beats handed to the NATS connection
+	Failed            uint64 // beats that could not be handed over
+	InventoryFailures uint64 // listings that failed or timed out
+}
+
+// Beacon publishes one host's heartbeat on <prefix>.hb.<host>, core NATS, at
+// a steady interval. One Beacon is one incarnation: make a new one at every
+// agent start. Run it once; Stats and Incarnation are safe to call from any
+// goroutine.
+type Beacon struct {
+	bus         Bus
+	host        string
+	inv         HostInventory
+	cfg         BeaconConfig
+	log         hclog.Logger
+	incarnation string
+	subject     string
+
+	latest                    atomic.Pointer[Inventory]
+	seq                       uint64 // owned by Run's goroutine
+	sent, failed, invFailures atomic.Uint64
+}
+
+// NewBeacon returns the beacon of host. inv may be nil: beats then carry no
+// inventory.
+func NewBeacon(bus Bus, host string, inv HostInventory, cfg BeaconConfig, log hclog.Logger) (*Beacon, error) {
+	if !ValidName(host) {
+		return nil, fmt.Errorf("beacon: host %q must be letters, digits, '.', '_' or '-', starting with a letter or digit", host)
+	}
+	if err := cfg.Validate("heartbeat"); err != nil {
+		return nil, err
+	}
+	inc, err := NewIncarnation()
+	if err != nil {
+		return nil, err
+	}
+	return &Beacon{
+		bus: bus, host: host, inv: inv, cfg: cfg,
+		log:         log.Named("beacon").With("host", host, "incarnation", inc),
+		incarnation: inc,
+		subject:     bus.Subjects().Heartbeat(host),
+	}, nil
+}
+
+// NewIncarnation returns a fresh random incarnation: 16 hex digits.
+func NewIncarnation() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("incarnation: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// Incarnation identifies this run of the agent.
+func (b *Beacon) Incarnation() string { return b.incarnation }
+
+// Stats returns the beacon's counters.
+func (b *Beacon) Stats() BeaconStats {
+	return BeaconStats{Sent: b.sent.Load(), Failed: b.failed.Load(), InventoryFailures: b.invFailures.Load()}
+}
+
+// errNotConnected: the beacon does not let the client buffer beats while it
+// reconnects, because a burst of stale beats on reconnection would teach
+// every detector's window wrong inter-arrival times.
+var errNotConnected = errors.New("not connected to nats")
+
+// Run beats until ctx ends, then returns nil. The first beat goes out at
+// once. When a beat cannot be published, Run keeps trying with exponential
+// backoff (from 100 ms, at most one interval), and logs when publishing
+// starts failing and when it works again, not at every beat.
+func (b *Beacon) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if b.inv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.inventoryLoop(ctx)
+		}()
+	}
+
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(b.cfg.Interval),
+		backoff.WithMaxElapsedTime(0), // forever: a beacon never gives up
+	)
+	var (
+		failing  bool
+		missed   uint64
+		due      = time.Now()
+		timer    = time.NewTimer(0)
+		interval = b.cfg.Interval
+	)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		err := b.beat()
+		now := time.Now()
+		switch {
+		case err != nil:
+			b.failed.Add(1)
+			missed++
+			if !failing {
+				failing = true
+				b.log.Warn("heartbeats cannot be published, retrying", "error", err)
+			}
+			timer.Reset(bo.NextBackOff())
+			continue
+		case failing:
+			failing = false
+			b.log.Info("heartbeats published again", "failed_attempts", missed)
+			missed = 0
+			bo.Reset()
+			due = now // a new rhythm from the first good beat
+		}
+		// A steady rhythm anchored at the first beat: a late wake-up does not
+		// shift every later beat.
+		due = due.Add(interval)
+		if !due.After(now) {
+			due = now.Add(interval)
+		}
+		timer.Reset(due.Sub(now))
+	}
+}
+
+func (b *Beacon) beat() error {
+	nc := b.bus.Conn()
+	if !nc.IsConnected() {
+		return errNotConnected
+	}
+	b.seq++
+	data, err := EncodeHeartbeat(Heartbeat{
+		V: HeartbeatVersion, Host: b.host, Incarnation: b.incarnation, Seq: b.seq,
+		Sent: time.Now().UTC(), IntervalMs: b.cfg.Interval.Milliseconds(), Inventory: b.latest.Load(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := nc.Publish(b.subject, data); err != nil {
+		return err
+	}
+	b.sent.Add(1)
+	return nil
+}
+
+// inventoryLoop refreshes the inventory the beats carry. It runs apart from
+// the beats so that a slow toolstack never delays one.
+func (b *Beacon) inventoryLoop(ctx context.Context) {
+	var failing bool
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		inv, err := b.list(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			b.invFailures.Add(1)
+			if !failing {
+				failing = true
+				b.log.Warn("host inventory failed; beats carry the last good one", "error", err)
+			}
+			// Keep the last good data, marked stale with the error.
+			if prev := b.latest.Load(); prev != nil {
+				stale := *prev
+				stale.Error = err.Error()
+				b.latest.Store(&stale)
+			}
+		default:
+			if failing {
+				failing = false
+				b.log.Info("host inventory works again")
+			}
+			b.latest.Store(inv)
+		}
+		t.Reset(b.cfg.InventoryInterval)
+	}
+}
+
+func (b *Beacon) list(ctx context.Context) (*Inventory, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.InventoryTimeout)
+	defer cancel()
+	doms, err := b.inv.Domains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	free, err := b.inv.FreeMemoryMiB(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("free memory: %w", err)
+	}
+	if doms == nil {
+		doms = []DomainSummary{} // known to be none, not unknown
+	}
+	return &Inventory{At: time.Now().UTC(), Domains: doms, FreeMemoryMiB: free}, nil
+}

@@ -1,0 +1,257 @@
+package detector
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
+)
+
+// Metrics is a snapshot of a Monitor's counters (totals since it started)
+// and gauges (now).
+type Metrics struct {
+	Hosts, Suspected, Failed int // gauges, as of the last tick
+
+	BeatsReceived uint64 // valid beats given to the tracker
+	BeatsGarbage  uint64 // undecodable, invalid, or published on another host's subject
+	BeatsStale    uint64 // duplicates, reordered, or from a retired incarnation
+	BeatsDropped  uint64 // dropped by the NATS client: the monitor was too slow
+	Stalls        uint64 // ticks that came too late; the gap was treated as blind
+
+	EventsPublished uint64 // stored in the stream by this monitor
+	EventsDuplicate uint64 // already stored (another detector published it first)
+	PublishErrors   uint64 // failed publish attempts (each is retried)
+	EventsLost      uint64 // still queued when the monitor stopped
+
+	PluginRuns     uint64 // plug-in runs that exited 0 in time
+	PluginFailures uint64 // runs that failed to start, exited non-zero, or timed out
+	PluginGarbage  uint64 // output lines that were not a valid finding
+	PluginFindings uint64 // valid findings (published when they change)
+}
+
+// counters are the Monitor's metrics, updated from several goroutines.
+type counters struct {
+	received, garbage, stale, dropped, stalls atomic.Uint64
+	published, duplicate, pubErrors, lost     atomic.Uint64
+	pluginRuns, pluginFailures, pluginGarbage atomic.Uint64
+	pluginFindings                            atomic.Uint64
+	hosts, suspected, failed                  atomic.Int64
+}
+
+// Monitor turns every host's heartbeats into node.suspect, node.failed and
+// node.recovered events, and runs the configured plug-ins, which publish
+// node.fault. Make one with NewMonitor and Run it once; Metrics is safe to
+// call from any goroutine.
+type Monitor struct {
+	bus     Bus
+	cfg     Config
+	id      string
+	log     hclog.Logger
+	tracker *Tracker // owned by Run's goroutine
+	c       counters
+	ready   chan struct{}
+}
+
+// NewMonitor returns a monitor for cfg (plug-in defaults applied, then
+// validated).
+func NewMonitor(bus Bus, cfg Config, log hclog.Logger) (*Monitor, error) {
+	cfg = cfg.WithDefaults()
+	tr, err := NewTracker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	id := cfg.detectorID()
+	return &Monitor{bus: bus, cfg: cfg, id: id, log: log.Named("detector").With("detector", id), tracker: tr, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once Run's subscription to the heartbeats is in place (the
+// server confirmed it, or the connection is down and it will be on reconnect).
+func (m *Monitor) Ready() <-chan struct{} { return m.ready }
+
+// ID is the detector id the monitor publishes under.
+func (m *Monitor) ID() string { return m.id }
+
+// Metrics returns a snapshot of the counters.
+func (m *Monitor) Metrics() Metrics {
+	c := &m.c
+	return Metrics{
+		Hosts: int(c.hosts.Load()), Suspected: int(c.suspected.Load()), Failed: int(c.failed.Load()),
+		BeatsReceived: c.received.Load(), BeatsGarbage: c.garbage.Load(), BeatsStale: c.stale.Load(),
+		BeatsDropped: c.dropped.Load(), Stalls: c.stalls.Load(),
+		EventsPublished: c.published.Load(), EventsDuplicate: c.duplicate.Load(),
+		PublishErrors: c.pubErrors.Load(), EventsLost: c.lost.Load(),
+		PluginRuns: c.pluginRuns.Load(), PluginFailures: c.pluginFailures.Load(),
+		PluginGarbage: c.pluginGarbage.Load(), PluginFindings: c.pluginFindings.Load(),
+	}
+}
+
+// received is one beat and when the client handed it over.
+type received struct {
+	hb Heartbeat
+	at time.Time
+}
+
+// beatQueue is how many decoded beats may wait for the owner goroutine; more
+// wait in the NATS client's own buffer (pending limits below).
+const beatQueue = 8192
+
+// Run subscribes to every host's heartbeats and runs the plug-ins until ctx
+// ends, then returns nil; it returns an error only if it cannot start.
+//
+// One goroutine (Run's) owns the tracker: it receives decoded beats from the
+// subscription, and on every tick first takes the beats already received,
+// then evaluates every host, so a tick never judges a host on beats it has
+// not read yet. While the connection to NATS is down the monitor does not
+// tick; the tracker then treats the gap as blind (see Tracker.Tick), so a
+// detector cut off from the bus never accuses hosts it could not hear.
+// Events go to per-host-ordered publishers that retry until they are stored:
+// the ids are deterministic, so a retry can never store an event twice.
+func (m *Monitor) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	pub := newPublisher(m.bus, &m.c, m.log)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		pub.close()
+	}()
+	pub.start(ctx, &wg)
+
+	beats := make(chan received, beatQueue)
+	garbage := newRateLog(m.log, "dropped invalid heartbeat")
+	nc := m.bus.Conn()
+	sub, err := nc.Subscribe(m.bus.Subjects().AllHeartbeats(), func(msg *nats.Msg) {
+		at := time.Now()
+		hb, err := DecodeHeartbeat(msg.Data)
+		if err == nil && m.bus.Subjects().Heartbeat(hb.Host) != msg.Subject {
+			err = fmt.Errorf("%w: host %q published on %s", ErrBadHeartbeat, hb.Host, msg.Subject)
+		}
+		if err != nil {
+			m.c.garbage.Add(1)
+			garbage.note(at, "subject", msg.Subject, "error", err)
+			return
+		}
+		select {
+		case beats <- received{hb, at}:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("detector %s: subscribe to heartbeats: %w", m.id, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// 10,000 hosts at 1 Hz: a second of beats is 10,000 messages; allow a
+	// minute of them before the client drops any.
+	if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
+		return fmt.Errorf("detector %s: pending limits: %w", m.id, err)
+	}
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		m.log.Warn("subscription not confirmed by the server yet", "error", err)
+	}
+	close(m.ready)
+
+	for _, p := range m.cfg.Plugins {
+		r := newPluginRunner(p, m.id, pub, &m.c, m.log)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.run(ctx)
+		}()
+	}
+
+	m.log.Info("watching heartbeats", "subject", m.bus.Subjects().AllHeartbeats(),
+		"phi_suspect", m.cfg.PhiSuspect, "phi_fail", m.cfg.PhiFail, "plugins", len(m.cfg.Plugins))
+	ticker := time.NewTicker(m.cfg.Tick)
+	defer ticker.Stop()
+	var connected = true
+	for {
+		select {
+		case <-ctx.Done():
+			m.log.Info("stopped")
+			return nil
+		case r := <-beats:
+			m.beat(ctx, pub, r)
+		case <-ticker.C:
+			if d, err := sub.Dropped(); err == nil {
+				m.c.dropped.Store(uint64(d))
+			}
+			if !nc.IsConnected() {
+				if connected {
+					m.log.Warn("lost the connection to nats: not judging hosts until it is back")
+					connected = false
+				}
+				continue
+			}
+			if !connected {
+				m.log.Info("connection to nats is back; the time without it does not count against hosts")
+				connected = true
+			}
+			// Beats received before this tick are judged before it.
+			for n := len(beats); n > 0; n-- {
+				m.beat(ctx, pub, <-beats)
+			}
+			m.emit(ctx, pub, m.tracker.Tick(time.Now()))
+			st := m.tracker.Stats()
+			m.c.stale.Store(st.Stale)
+			m.c.stalls.Store(st.Stalls)
+			h, s, f := m.tracker.Counts()
+			m.c.hosts.Store(int64(h))
+			m.c.suspected.Store(int64(s))
+			m.c.failed.Store(int64(f))
+		}
+	}
+}
+
+func (m *Monitor) beat(ctx context.Context, pub *publisher, r received) {
+	m.c.received.Add(1)
+	m.emit(ctx, pub, m.tracker.Beat(r.hb, r.at))
+}
+
+func (m *Monitor) emit(ctx context.Context, pub *publisher, ts []Transition) {
+	for _, tr := range ts {
+		ev, err := tr.Event(m.id)
+		if err != nil { // a bug: every field comes from validated input
+			m.log.Error("cannot build event", "host", tr.Host, "kind", tr.Kind, "error", err)
+			continue
+		}
+		args := []any{"host", tr.Host, "incarnation", tr.Incarnation, "last_seq", tr.LastSeq, "id", ev.ID}
+		switch tr.Kind {
+		case KindSuspect:
+			m.log.Info("host suspected", append(args, "phi", tr.Phi)...)
+		case KindFailed:
+			m.log.Warn("host failed", append(args, "phi", tr.Phi, "reason", tr.Reason)...)
+		case KindRecovered:
+			m.log.Info("host recovered", append(args, "new_incarnation", tr.NewIncarnation)...)
+		}
+		pub.publish(ctx, tr.Host, ev)
+	}
+}
+
+// rateLog logs a recurring problem at once, then at most once a minute with
+// the number of occurrences it did not log.
+type rateLog struct {
+	mu         sync.Mutex
+	log        hclog.Logger
+	msg        string
+	last       time.Time
+	suppressed int
+}
+
+func newRateLog(log hclog.Logger, msg string) *rateLog { return &rateLog{log: log, msg: msg} }
+
+func (r *rateLog) note(now time.Time, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < time.Minute {
+		r.suppressed++
+		return
+	}
+	r.log.Warn(r.msg, append(args, "suppressed_since_last", r.suppressed)...)
+	r.last, r.suppressed = now, 0
+}
