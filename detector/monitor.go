@@ -19,6 +19,7 @@ type Metrics struct {
 	BeatsReceived uint64 // valid beats given to the tracker
 	BeatsGarbage  uint64 // undecodable, invalid, or published on another host's subject
 	BeatsStale    uint64 // duplicates, reordered, or from a retired incarnation
+	BeatsMissing  uint64 // sequence numbers never received: lost between beacon and monitor
 	BeatsDropped  uint64 // dropped by the NATS client: the monitor was too slow
 	Stalls        uint64 // ticks that came too late; the gap was treated as blind
 
@@ -35,7 +36,8 @@ type Metrics struct {
 
 // counters are the Monitor's metrics, updated from several goroutines.
 type counters struct {
-	received, garbage, stale, dropped, stalls atomic.Uint64
+	received, garbage, stale, missing         atomic.Uint64
+	dropped, stalls                           atomic.Uint64
 	published, duplicate, pubErrors, lost     atomic.Uint64
 	pluginRuns, pluginFailures, pluginGarbage atomic.Uint64
 	pluginFindings                            atomic.Uint64
@@ -81,7 +83,7 @@ func (m *Monitor) Metrics() Metrics {
 	return Metrics{
 		Hosts: int(c.hosts.Load()), Suspected: int(c.suspected.Load()), Failed: int(c.failed.Load()),
 		BeatsReceived: c.received.Load(), BeatsGarbage: c.garbage.Load(), BeatsStale: c.stale.Load(),
-		BeatsDropped: c.dropped.Load(), Stalls: c.stalls.Load(),
+		BeatsMissing: c.missing.Load(), BeatsDropped: c.dropped.Load(), Stalls: c.stalls.Load(),
 		EventsPublished: c.published.Load(), EventsDuplicate: c.duplicate.Load(),
 		PublishErrors: c.pubErrors.Load(), EventsLost: c.lost.Load(),
 		PluginRuns: c.pluginRuns.Load(), PluginFailures: c.pluginFailures.Load(),
@@ -199,6 +201,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.emit(ctx, pub, m.tracker.Tick(time.Now()))
 			st := m.tracker.Stats()
 			m.c.stale.Store(st.Stale)
+			m.c.missing.Store(st.Missing)
 			m.c.stalls.Store(st.Stalls)
 			h, s, f := m.tracker.Counts()
 			m.c.hosts.Store(int64(h))

@@ -98,6 +98,9 @@ type TrackerStats struct {
 	// Stale beats: a duplicate, an older sequence number than the host's
 	// latest (reordering), or a retired incarnation.
 	Stale uint64
+	// Missing beats: sequence numbers skipped within an incarnation (lost on
+	// the way; a reordered beat counts here, then as stale when it comes).
+	Missing uint64
 	// Stalls: ticks that came too late; the time between was treated as
 	// blind (the detector was paused, starved, or cut off from NATS).
 	Stalls uint64
@@ -126,9 +129,10 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		cfg:      cfg,
 		ySuspect: InverseY(cfg.PhiSuspect),
 		yFail:    InverseY(cfg.PhiFail),
-		// A tick five periods late means the detector did not look for a
-		// while; silences it did not watch must not count against hosts.
-		stallAfter: 5 * cfg.Tick,
+		// A tick five periods (and at least half a second) late means the
+		// detector did not look for a while; silences it did not watch must
+		// not count against hosts.
+		stallAfter: max(5*cfg.Tick, 500*time.Millisecond),
 		hosts:      map[string]*hostState{},
 	}, nil
 }
@@ -170,6 +174,7 @@ func (t *Tracker) Beat(hb Heartbeat, at time.Time) []Transition {
 		t.stats.Stale++ // duplicate or overtaken: a newer beat already spoke
 		return nil
 	}
+	t.stats.Missing += hb.Seq - h.lastSeq - 1
 	// As Akka does, a silence that was declared a failure is not a sample of
 	// the network: it would teach the window that hosts die.
 	if d := at.Sub(h.lastArrival); d > 0 && !h.skipInterval && h.status != failed {
@@ -228,8 +233,8 @@ func (t *Tracker) setStatus(h *hostState, s status) {
 // Tick evaluates every host's silence at now and returns the transitions:
 // KindSuspect when phi reaches phi_suspect, KindFailed when it reaches
 // phi_fail or the silence reaches max_silence (always after a KindSuspect, in
-// the same call if need be). A tick that comes more than five ticks after the
-// previous one decides nothing: the time between is treated as blind and
+// the same call if need be). A tick that comes more than five ticks (and
+// half a second) after the previous one decides nothing: the time between is treated as blind and
 // every silence is moved forward by it.
 func (t *Tracker) Tick(now time.Time) []Transition {
 	if !t.lastTick.IsZero() {

@@ -95,6 +95,14 @@ func (s *scenario) view(host string) HostView {
 	return v
 }
 
+// scenarioConfig is the default configuration with 100 ms ticks, so that the
+// times in the expectations below are round.
+func scenarioConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Tick = 100 * time.Millisecond
+	return cfg
+}
+
 // ms formats a time since t0 as the log does.
 func ms(d time.Duration) string { return d.String() }
 
@@ -104,7 +112,7 @@ func ms(d time.Duration) string { return d.String() }
 // comes at 1 + 1 + 4.1199·0.1 = 2.412 s of silence and failure at
 // 1 + 1 + 5.2251·0.1 = 2.5225 s, each seen at the next 100 ms tick.
 func TestSuspectThenFailedThenRecovered(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	last := s.regular(0, "n1", "a", 1, 30)
 	s.expect() // a healthy host raises nothing, not even on its first beat
 
@@ -136,7 +144,7 @@ func TestSuspectThenFailedThenRecovered(t *testing.T) {
 // and a recovery, never a failure; a long one is a failure and a recovery in
 // the same incarnation.
 func TestPausedThenResumedBeacon(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	last := s.regular(0, "n1", "a", 1, 30)
 
 	// Paused for 2.51 s: the tick at 2.5 s is past phi_suspect (2.412 s)
@@ -165,7 +173,7 @@ func TestPausedThenResumedBeacon(t *testing.T) {
 // the agent is reported even when it was too quick to be suspected; the old
 // incarnation's late beats are ignored, and the new one starts a fresh window.
 func TestNewIncarnation(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	last := s.regular(0, "n1", "a", 1, 30)
 	restart := last + 1500*time.Millisecond
 	s.beat(restart, "n1", "b", 1)
@@ -192,7 +200,7 @@ func TestNewIncarnation(t *testing.T) {
 // Reordered and duplicated beats do not cause suspicion: an older or equal
 // sequence number is dropped, and arrival statistics only see accepted beats.
 func TestReorderingAndDuplicates(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	s.regular(0, "n1", "a", 1, 20)
 	at := 20 * time.Second
 	for _, seq := range []uint64{21, 23, 22, 24, 24, 25, 25, 27, 26, 28} {
@@ -204,6 +212,9 @@ func TestReorderingAndDuplicates(t *testing.T) {
 	if got := s.tr.Stats().Stale; got != 4 {
 		t.Errorf("stale beats = %d, want 4 (22, 24, 25, 26)", got)
 	}
+	if got := s.tr.Stats().Missing; got != 2 {
+		t.Errorf("missing beats = %d, want 2 (22 and 26 were skipped when they were due)", got)
+	}
 }
 
 // Clock skew between hosts must not matter: the sender's clock is carried but
@@ -211,7 +222,7 @@ func TestReorderingAndDuplicates(t *testing.T) {
 // behind, give the same transitions at the same times.
 func TestSenderClockSkewIsIgnored(t *testing.T) {
 	run := func(skew time.Duration) []string {
-		s := newScenario(t, DefaultConfig())
+		s := newScenario(t, scenarioConfig())
 		s.skew = skew
 		last := s.regular(0, "n1", "a", 1, 30)
 		s.advance(last + 5*time.Second)
@@ -232,7 +243,7 @@ func TestSenderClockSkewIsIgnored(t *testing.T) {
 // max_silence fails a host whatever phi says: here a deviation floor of 5 s
 // would put phi_fail at 2 + 5.2251·5 = 28 s of silence.
 func TestMaxSilence(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := scenarioConfig()
 	cfg.MinStdDev = 5 * time.Second
 	s := newScenario(t, cfg)
 	last := s.regular(0, "n1", "a", 1, 30)
@@ -246,7 +257,7 @@ func TestMaxSilence(t *testing.T) {
 // A host's own announced interval bootstraps its window: an agent beating
 // every 5 s is not suspected after 3 s.
 func TestBootstrapFromAnnouncedInterval(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	s.advance(0)
 	s.record(s.tr.Beat(Heartbeat{V: 1, Host: "slow", Incarnation: "a", Seq: 1, IntervalMs: 5000}, t0))
 	s.advance(4 * time.Second)
@@ -258,7 +269,7 @@ func TestBootstrapFromAnnouncedInterval(t *testing.T) {
 // was stopped, starved, or cut off from NATS and the monitor skipped them),
 // the time without ticks does not count as anyone's silence.
 func TestStalledDetectorDoesNotAccuse(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	last := s.regular(0, "n1", "a", 1, 30)
 	// No tick for 8 s; then the beats queued meanwhile arrive.
 	s.record(s.tr.Tick(t0.Add(last + 8*time.Second)))
@@ -279,7 +290,7 @@ func TestStalledDetectorDoesNotAccuse(t *testing.T) {
 // Several detectors: the same transitions get the same ids, different ones
 // different ids (suspect, recover, suspect again in one incarnation).
 func TestTransitionIDs(t *testing.T) {
-	a, b := newScenario(t, DefaultConfig()), newScenario(t, DefaultConfig())
+	a, b := newScenario(t, scenarioConfig()), newScenario(t, scenarioConfig())
 	b.delay = 30 * time.Millisecond
 	for _, s := range []*scenario{a, b} {
 		last := s.regular(0, "n1", "a", 1, 30)
@@ -309,7 +320,7 @@ func TestTransitionIDs(t *testing.T) {
 
 // Every transition is a valid event of its type (the schema checks it).
 func TestTransitionEventsAreValid(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	last := s.regular(0, "n1.example.org", "a", 1, 30)
 	s.advance(last + 5*time.Second)
 	s.beat(last+6*time.Second, "n1.example.org", "b", 1)
@@ -355,7 +366,7 @@ func mustEvent(t *testing.T, tr Transition) events.Event {
 
 // Counts follow the state of every host.
 func TestCounts(t *testing.T) {
-	s := newScenario(t, DefaultConfig())
+	s := newScenario(t, scenarioConfig())
 	s.regular(0, "n1", "a", 1, 10)
 	s.regular(10*time.Second, "n2", "a", 1, 10)
 	s.advance(30 * time.Second)

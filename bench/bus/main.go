@@ -172,4 +172,4 @@ func sample(i int) (events.Event, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-func round3(f float64) float64  { return float64(int(f*1000)) / 1000 }
+func round3(f float64) float64   { return float64(int(f*1000)) / 1000 }
