@@ -95,11 +95,13 @@ func (s *scenario) view(host string) HostView {
 	return v
 }
 
-// scenarioConfig is the default configuration with 100 ms ticks, so that the
-// times in the expectations below are round.
+// scenarioConfig is the default configuration with 100 ms ticks and a pause
+// of one second, so that the times in the expectations below are round and
+// do not move when the defaults are tuned.
 func scenarioConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Tick = 100 * time.Millisecond
+	cfg.AcceptablePause = time.Second
 	return cfg
 }
 
@@ -107,8 +109,8 @@ func scenarioConfig() Config {
 func ms(d time.Duration) string { return d.String() }
 
 // DESIGN.md "Failure detection": node.suspect at phi_suspect, node.failed at
-// phi_fail, node.recovered when beats return. With the defaults and a perfect
-// 1 s rhythm the window's deviation is under the 100 ms floor, so suspicion
+// phi_fail, node.recovered when beats return. With a pause of 1 s and a
+// perfect 1 s rhythm the window's deviation is under the 100 ms floor, so suspicion
 // comes at 1 + 1 + 4.1199·0.1 = 2.412 s of silence and failure at
 // 1 + 1 + 5.2251·0.1 = 2.5225 s, each seen at the next 100 ms tick.
 func TestSuspectThenFailedThenRecovered(t *testing.T) {
