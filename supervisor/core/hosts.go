@@ -1,0 +1,354 @@
+package core
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// This file is a host's life: beats, suspicion, failure, fencing, and the
+// return of a host that must first destroy what now runs elsewhere.
+
+func (m *machine) host(name string) (*Host, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty host name", ErrInvalid)
+	}
+	h := m.s.Hosts[name]
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownHost, name)
+	}
+	return h, nil
+}
+
+// onBeat records a heartbeat summary. The first beat of a host registers it.
+func (m *machine) onBeat(in HostBeat) error {
+	if in.Host == "" || in.FreeMiB < 0 || in.CapacityMiB < 0 {
+		return fmt.Errorf("%w: beat of %q with capacity %d MiB, free %d MiB", ErrInvalid, in.Host, in.CapacityMiB, in.FreeMiB)
+	}
+	h := m.s.Hosts[in.Host]
+	if h == nil {
+		h = &Host{Name: in.Host, State: HostHealthy}
+		m.s.Hosts[in.Host] = h
+	} else if in.Incarnation == h.Incarnation && in.Seq <= h.BeatSeq {
+		return fmt.Errorf("%w: beat %d of %s is not newer than %d", ErrStale, in.Seq, in.Host, h.BeatSeq)
+	}
+	m.touchHost(h.Name)
+	// A beat the detector had not seen when it declared the host failed
+	// proves the host is alive again.
+	fresh := in.Incarnation != h.Incarnation || in.Seq > h.FailSeq
+	h.Incarnation, h.BeatSeq = in.Incarnation, in.Seq
+	h.LastBeat = later(h.LastBeat, m.now)
+	h.CapacityMiB, h.FreeMiB = in.CapacityMiB, in.FreeMiB
+	if (h.State == HostFailed || h.State == HostFenced) && fresh {
+		m.rejoin(h)
+	}
+	domains := make(map[string]bool, len(in.Domains))
+	for _, d := range in.Domains {
+		domains[d] = true
+	}
+	if h.State == HostRejoining && !h.Synced {
+		m.sync(h, domains)
+	}
+	if h.State != HostFailed && h.State != HostFenced {
+		for _, d := range slices.Sorted(maps.Keys(domains)) {
+			m.checkDomain(h, d)
+		}
+	}
+	// Memory of VMs placed here is counted in FreeMiB once a beat shows them.
+	for vm := range h.Reserved {
+		v := m.s.VMs[vm]
+		if domains[vm] || v == nil || (v.Host != h.Name && (v.Op == nil || v.Op.Host != h.Name)) {
+			delete(h.Reserved, vm)
+		}
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return norm(b)
+	}
+	return a
+}
+
+func (m *machine) onSuspect(in NodeSuspect) error {
+	h, err := m.host(in.Host)
+	if err != nil {
+		return err
+	}
+	if h.State == HostHealthy {
+		m.touchHost(h.Name)
+		h.State = HostSuspect
+		h.LastBeat = later(h.LastBeat, in.LastBeat)
+	}
+	return nil
+}
+
+func (m *machine) onFailed(in NodeFailed) error {
+	h, err := m.host(in.Host)
+	if err != nil {
+		return err
+	}
+	m.touchHost(h.Name)
+	h.LastBeat = later(h.LastBeat, in.LastBeat)
+	m.hostFailed(h, FailedBySilence, in.LastSeq, "host "+h.Name+" failed")
+	return nil
+}
+
+func (m *machine) onRecovered(in NodeRecovered) error {
+	h, err := m.host(in.Host)
+	if err != nil {
+		return err
+	}
+	m.touchHost(h.Name)
+	h.LastBeat = later(h.LastBeat, in.LastBeat)
+	switch h.State {
+	case HostSuspect:
+		h.State = HostHealthy
+	case HostFailed, HostFenced:
+		m.rejoin(h)
+	}
+	return nil
+}
+
+func (m *machine) onFault(in NodeFault) error {
+	h, err := m.host(in.Host)
+	if err != nil {
+		return err
+	}
+	switch in.Severity {
+	case SeverityFatal:
+		m.touchHost(h.Name)
+		h.Fault, h.FaultReason = SeverityFatal, in.Reason
+		m.hostFailed(h, FailedByFault, h.BeatSeq, "host "+h.Name+" fault: "+in.Reason)
+	case SeverityDegraded:
+		m.touchHost(h.Name)
+		h.Fault, h.FaultReason = SeverityDegraded, in.Reason
+		m.drainHost(h, "host "+h.Name+" degraded: "+in.Reason)
+	case SeverityOK:
+		m.touchHost(h.Name)
+		h.Fault, h.FaultReason = "", ""
+	default:
+		return fmt.Errorf("%w: severity %q of %s", ErrInvalid, in.Severity, in.Host)
+	}
+	return nil
+}
+
+// hostFailed declares h dead (by silence) or not to be trusted (by a fatal
+// fault): it is fenced, and every VM on it is lost for its group.
+func (m *machine) hostFailed(h *Host, by string, lastSeq uint64, reason string) {
+	switch h.State {
+	case HostFailed:
+		// A second detector, or silence after a fault report: only
+		// silence makes the self-fence deadline count.
+		if by == FailedBySilence {
+			h.FailedBy = by
+			h.FenceDeadline = m.p.selfFenceDeadline(h.LastBeat)
+		}
+		return
+	case HostFenced:
+		return
+	}
+	h.State, h.FailedBy, h.FailedAt, h.Synced = HostFailed, by, m.now, false
+	h.FailSeq = max(h.BeatSeq, lastSeq)
+	h.FenceDeadline = time.Time{}
+	if by == FailedBySilence {
+		last := h.LastBeat
+		if last.IsZero() {
+			last = m.now
+		}
+		h.FenceDeadline = m.p.selfFenceDeadline(last)
+	}
+	h.Fence, h.Cleanup, h.Reserved = nil, nil, nil
+	m.flap(h)
+	// What runs on h, or was being done there, is now in doubt.
+	for _, name := range m.flush().vmsOn(h.Name) {
+		v := m.s.VMs[name]
+		m.touchVM(name)
+		if v.Op != nil && v.Op.Host == h.Name {
+			if v.Op.Kind != OpDestroy {
+				v.Host = h.Name // a restore may have left a copy there
+			}
+			v.Op = nil
+		}
+		if v.Host == h.Name {
+			m.lost(v, reason, false)
+		}
+	}
+}
+
+// flap records a failure and quarantines a host that fails too often.
+func (m *machine) flap(h *Host) {
+	from := m.now.Add(-m.p.FlapWindow)
+	h.Failures = slices.DeleteFunc(h.Failures, func(t time.Time) bool { return !t.After(from) })
+	h.Failures = append(h.Failures, m.now)
+	if len(h.Failures) > m.p.FlapThreshold && !h.Quarantined {
+		h.Quarantined = true
+		m.s.Counters.Quarantines++
+		m.publish(Event{Type: EventNodeQuarantined, Host: h.Name, Failures: len(h.Failures), Window: m.p.FlapWindow,
+			Reason: fmt.Sprintf("%d failures within %s (flap_threshold %d)", len(h.Failures), m.p.FlapWindow, m.p.FlapThreshold)})
+	}
+}
+
+// fenced records that h surely runs nothing: every copy believed there is
+// gone.
+func (m *machine) fenced(h *Host, method string, e Epoch) {
+	m.touchHost(h.Name)
+	h.State, h.Fence, h.Cleanup, h.Reserved, h.Synced = HostFenced, nil, nil, nil, false
+	h.FenceDeadline = time.Time{}
+	m.s.Counters.Fences++
+	if e.IsZero() {
+		e = m.epoch()
+	}
+	m.publish(Event{Type: EventNodeFenced, Host: h.Name, Incarnation: h.Incarnation, Method: method, Epoch: e})
+	for _, name := range m.flush().vmsOn(h.Name) {
+		v := m.s.VMs[name]
+		m.touchVM(name)
+		if v.Op != nil && v.Op.Host == h.Name {
+			// Only a fence command succeeding on a host that had come
+			// back gets here: its work is gone with it.
+			if v.Op.Kind != OpDestroy {
+				v.Host = h.Name
+			}
+			v.Op = nil
+		}
+		if v.Host == h.Name {
+			m.gone(v)
+			if v.State == VMRunning || v.State == VMRestored || v.State == VMUnpausing {
+				m.lost(v, "host "+h.Name+" fenced", true)
+			} else if v.State == VMRestoring {
+				v.State = VMPending
+			}
+		}
+	}
+}
+
+// gone records that v's copy on v.Host no longer exists.
+func (m *machine) gone(v *VM) {
+	m.touchVM(v.Name)
+	if v.Host != "" {
+		v.Prev = v.Host
+	}
+	v.Host, v.Seq = "", 0
+}
+
+// rejoin: a failed or fenced host is alive. It gets no work until it has
+// reported its domains (Synced) and destroyed those that must not run there.
+func (m *machine) rejoin(h *Host) {
+	m.touchHost(h.Name)
+	h.State, h.Synced, h.Fence, h.FenceDeadline, h.FailedBy = HostRejoining, false, nil, time.Time{}, ""
+}
+
+// sync reconciles a rejoining host's first domain list: copies believed there
+// that it no longer runs are gone; the rest stay until their group decides.
+func (m *machine) sync(h *Host, domains map[string]bool) {
+	h.Synced = true
+	for _, name := range m.flush().vmsOn(h.Name) {
+		v := m.s.VMs[name]
+		if v.Host != h.Name || domains[name] {
+			continue
+		}
+		m.gone(v)
+		switch v.State {
+		case VMRunning:
+			m.lost(v, "vm "+name+" gone from "+h.Name, true)
+		case VMRestored, VMUnpausing:
+			m.lost(v, "vm "+name+" gone from "+h.Name, true)
+		}
+	}
+}
+
+// checkDomain decides about one domain a host reports: ours and expected
+// there, adopted, or a copy that must be destroyed (never two live copies).
+func (m *machine) checkDomain(h *Host, name string) {
+	v := m.s.VMs[name]
+	if v == nil || v.Host == h.Name || (v.Op != nil && v.Op.Host == h.Name) || h.Cleanup[name] != nil {
+		return
+	}
+	if v.Host == "" {
+		switch {
+		case v.State == VMUnplaced || v.State == VMUnrecoverable:
+			// First sighting, or a copy we had given up on: it is the
+			// only one.
+			m.touchVM(name)
+			v.Host, v.State, v.Reason = h.Name, VMRunning, ""
+			return
+		case v.Prev == h.Name && v.State == VMPending && h.State == HostRejoining:
+			// A host back from a partition still runs the copy we
+			// thought dead; if nothing was done yet its group may
+			// abandon the rollback.
+			if g := m.s.Groups[groupOf(v.VMConfig)]; g.Rollback != nil && !g.Rollback.Committed {
+				m.touchVM(name)
+				v.Host, v.State = h.Name, VMStopping
+				return
+			}
+		}
+	}
+	m.cleanup(h, name, "stale")
+}
+
+// cleanup has host h destroy its domain of vm.
+func (m *machine) cleanup(h *Host, vm, reason string) {
+	if h.State == HostFailed || h.State == HostFenced || h.Cleanup[vm] != nil {
+		return
+	}
+	if h.Cleanup == nil {
+		h.Cleanup = map[string]*Op{}
+	}
+	h.Cleanup[vm] = &Op{Kind: OpDestroy, Host: h.Name, Reason: reason}
+	m.sendCleanup(h, vm)
+}
+
+// stepHosts fences what can be fenced and sends what is due.
+func (m *machine) stepHosts() {
+	x := m.flush()
+	for _, name := range slices.Sorted(maps.Keys(x.busyHosts)) {
+		h := m.s.Hosts[name]
+		if h.State == HostFailed {
+			switch {
+			case m.s.Storm != nil:
+				// We may be the one cut off: a fence command could
+				// power off a healthy host, and a silence we alone
+				// observe does not mean its agent could not renew its
+				// liveness and fenced itself.
+			case !h.FenceDeadline.IsZero() && !m.now.Before(h.FenceDeadline):
+				m.fenced(h, FenceMethodSelf, Epoch{})
+			case h.Fence == nil:
+				h.Fence = &Op{Kind: OpFence, Host: h.Name}
+				m.sendFence(h)
+			case m.due(h.Fence):
+				m.sendFence(h)
+			}
+		}
+		for _, vm := range slices.Sorted(maps.Keys(h.Cleanup)) {
+			if m.due(h.Cleanup[vm]) {
+				m.sendCleanup(h, vm)
+			}
+		}
+	}
+}
+
+// stepRejoined gives a rejoining host back to placement once it has reported
+// its domains and nothing that must go still runs there.
+func (m *machine) stepRejoined() {
+	x := m.flush()
+	for _, name := range slices.Sorted(maps.Keys(x.busyHosts)) {
+		h := m.s.Hosts[name]
+		if h.State != HostRejoining || !h.Synced || len(h.Cleanup) > 0 {
+			continue
+		}
+		clean := true
+		for _, vm := range x.vmsOn(name) {
+			if v := m.s.VMs[vm]; v.Host == name && v.State == VMStopping {
+				clean = false
+				break
+			}
+		}
+		if clean {
+			m.touchHost(name)
+			h.State = HostHealthy
+		}
+	}
+	m.flush()
+}

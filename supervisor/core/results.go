@@ -1,0 +1,184 @@
+package core
+
+import "fmt"
+
+// This file takes command results back in. A result counts only if it answers
+// the latest send of an op still awaited (same kind, target and epoch);
+// anything else is stale: a retry, a new leader or a cancellation superseded it.
+
+func (m *machine) onResult(r Result) error {
+	switch r.Outcome {
+	case OutcomeOK, OutcomeRetryable, OutcomePermanent, OutcomeImageCorrupt:
+	default:
+		return fmt.Errorf("%w: outcome %q", ErrInvalid, r.Outcome)
+	}
+	stale := fmt.Errorf("%w: %s result for host %q vm %q group %q epoch %s", ErrStale, r.Kind, r.Host, r.VM, r.Group, r.Epoch)
+	awaited := func(op *Op) bool {
+		return inFlight(op) && op.Kind == r.Kind && op.Epoch == r.Epoch && (r.Host == "" || op.Host == r.Host)
+	}
+	switch r.Kind {
+	case OpFence:
+		h, err := m.host(r.Host)
+		if err != nil {
+			return err
+		}
+		if !awaited(h.Fence) {
+			return stale
+		}
+		m.fenceResult(h, r)
+	case OpDestroy:
+		if v := m.s.VMs[r.VM]; v != nil && awaited(v.Op) {
+			m.destroyResult(v, r)
+			return nil
+		}
+		if h := m.s.Hosts[r.Host]; h != nil && awaited(h.Cleanup[r.VM]) {
+			m.touchHost(h.Name)
+			if r.Outcome == OutcomeOK {
+				delete(h.Cleanup, r.VM)
+			} else {
+				m.retryLater(h.Cleanup[r.VM])
+			}
+			return nil
+		}
+		return stale
+	case OpRestore, OpColdStart, OpUnpause:
+		v := m.s.VMs[r.VM]
+		if v == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownVM, r.VM)
+		}
+		if !awaited(v.Op) {
+			return stale
+		}
+		if r.Kind == OpUnpause {
+			m.unpauseResult(v, r)
+		} else {
+			m.restoreResult(v, r)
+		}
+	case OpCheckpoint:
+		g := m.s.Groups[r.Group]
+		if g == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownGroup, r.Group)
+		}
+		if g.Drain == nil || g.Drain.Accepted || !awaited(g.Drain.Op) {
+			return stale
+		}
+		m.checkpointResult(g, r)
+	default:
+		return fmt.Errorf("%w: result kind %q", ErrInvalid, r.Kind)
+	}
+	return nil
+}
+
+func (m *machine) fenceResult(h *Host, r Result) {
+	m.touchHost(h.Name)
+	if r.Outcome == OutcomeOK {
+		m.fenced(h, FenceMethodCommand, r.Epoch)
+		return
+	}
+	// Without a fence command, or if it fails, a silent host is fenced by
+	// its deadline; retrying helps a transient failure of the command only.
+	m.retryLater(h.Fence)
+	h.Fence.Abandoned = r.Outcome != OutcomeRetryable
+	m.publish(Event{Type: EventFenceFailed, Host: h.Name, Epoch: r.Epoch, Error: r.Error, Attempt: h.Fence.Failures,
+		Retryable: r.Outcome == OutcomeRetryable})
+}
+
+func (m *machine) destroyResult(v *VM, r Result) {
+	m.touchVM(v.Name)
+	if r.Outcome != OutcomeOK {
+		// The copy may still run: retry, however long it takes (the
+		// backoff is capped); if the host dies meanwhile, fencing ends it.
+		m.retryLater(v.Op)
+		return
+	}
+	host := v.Op.Host
+	v.Op = nil
+	if v.Host == host {
+		m.gone(v)
+	}
+	if h := m.s.Hosts[host]; h != nil && h.Reserved[v.Name] != 0 {
+		m.touchHost(host)
+		delete(h.Reserved, v.Name)
+	}
+}
+
+func (m *machine) restoreResult(v *VM, r Result) {
+	m.touchVM(v.Name)
+	g := m.s.Groups[groupOf(v.VMConfig)]
+	op := v.Op
+	if r.Outcome == OutcomeOK {
+		v.Op, v.Host, v.Seq, v.State, v.HostFailures = nil, op.Host, op.Seq, VMRestored, 0
+		return
+	}
+	m.s.Counters.RestoreFails++
+	m.publish(Event{Type: EventVMRestartFailed, VM: v.Name, Group: v.Group, Host: op.Host, Attempt: v.Attempts,
+		Error: r.Error, Retryable: r.Outcome == OutcomeRetryable, Epoch: r.Epoch})
+	h := m.s.Hosts[op.Host]
+	if r.Outcome == OutcomeImageCorrupt && op.Kind == OpRestore {
+		m.release(h, v.Name)
+		v.Op, v.State = nil, VMPending
+		m.retarget(g, op.Seq)
+		return
+	}
+	if v.Attempts >= m.p.MaxAttempts {
+		m.release(h, v.Name)
+		v.Op = nil
+		m.cleanup(h, v.Name, "cleanup")
+		m.failRollback(g, fmt.Sprintf("vm %s: %d restore attempts failed, last on %s: %s", v.Name, v.Attempts, op.Host, r.Error))
+		return
+	}
+	v.HostFailures++
+	if r.Outcome == OutcomePermanent || r.Outcome == OutcomeImageCorrupt || v.HostFailures >= m.p.RestoreAttemptsPerHost {
+		// Another host: leftovers of the failed restore are destroyed,
+		// and the host is not used for v again until that is done.
+		m.release(h, v.Name)
+		v.Tried = append(v.Tried, op.Host)
+		v.Op, v.State, v.HostFailures = nil, VMPending, 0
+		m.cleanup(h, v.Name, "cleanup")
+		return
+	}
+	m.retryLater(op)
+}
+
+func (m *machine) release(h *Host, vm string) {
+	if h != nil && h.Reserved[vm] != 0 {
+		m.touchHost(h.Name)
+		delete(h.Reserved, vm)
+	}
+}
+
+func (m *machine) unpauseResult(v *VM, r Result) {
+	m.touchVM(v.Name)
+	g := m.s.Groups[groupOf(v.VMConfig)]
+	if r.Outcome == OutcomeOK {
+		m.unpaused(g, v)
+		return
+	}
+	m.retryLater(v.Op)
+	if r.Outcome == OutcomeRetryable && v.Op.Failures < m.p.RestoreAttemptsPerHost {
+		return
+	}
+	// This copy will not run: the others may, so the whole group goes
+	// back to the checkpoint, and this counts as an attempt of v's.
+	v.Attempts++
+	if v.Attempts >= m.p.MaxAttempts {
+		m.failRollback(g, fmt.Sprintf("vm %s: unpause on %s failed: %s", v.Name, v.Op.Host, r.Error))
+		return
+	}
+	m.restartRollback(g, fmt.Sprintf("unpause of %s on %s failed: %s", v.Name, v.Op.Host, r.Error))
+}
+
+func (m *machine) checkpointResult(g *Group, r Result) {
+	m.touchGroup(g.Name)
+	d := g.Drain
+	if r.Outcome == OutcomeOK {
+		d.Accepted = true
+		return
+	}
+	m.retryLater(d.Op)
+	if d.Op.Failures >= m.p.MaxAttempts {
+		g.Drain = nil
+		m.publish(Event{Type: EventDrainFailed, Group: g.Name, Host: d.Host, Error: r.Error,
+			Reason: fmt.Sprintf("%s: %d checkpoint requests failed", d.Reason, d.Op.Failures)})
+	}
+}
