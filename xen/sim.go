@@ -78,7 +78,9 @@ func (d *simDomain) flags() string {
 	switch {
 	case d.crashed:
 		return "---sc-"
-	case d.shutdown, d.suspended: // a suspended guest is shut down for "suspend"
+	case d.suspended: // shut down, reason "suspend", as xl shows it
+		return "---ss-"
+	case d.shutdown:
 		return "---s--"
 	case d.pauses > 0:
 		return "--p---"

@@ -13,12 +13,17 @@ func TestStateFromFlags(t *testing.T) {
 		{"--p---", StatePaused},   // after xl save -p
 		{"---s--", StateShutdown}, // shut down with restore -e
 		{"---sc-", StateCrashed},  // crashed PVH guest
-		{"------", StateRunning},  // runnable, waiting for a CPU
+		{"---ss-", StateShutdown}, // suspended: left by a killed xl save
+		{"---sr-", StateShutdown}, // rebooting
+		{"---sw-", StateCrashed},  // watchdog
+		{"----c-", StateCrashed},
+		{"------", StateRunning}, // runnable, waiting for a CPU
 		{"-----d", StateDying},
 		{"r-p---", StatePaused},
 		{"", StateUnknown},
 		{"rbpscdx", StateUnknown},
 		{"bbbbbb", StateUnknown},
+		{"----x-", StateUnknown},
 	} {
 		if got := StateFromFlags(tc.flags); got != tc.want {
 			t.Errorf("StateFromFlags(%q) = %s, want %s", tc.flags, got, tc.want)

@@ -43,8 +43,10 @@ func parseListTable(out string) ([]tableRow, error) {
 		vcpus, err3 := strconv.Atoi(f[n-3])
 		secs, err4 := strconv.ParseFloat(f[n-1], 64)
 		flags := f[n-2]
+		// Flags xl may add in a later version give StateUnknown for that
+		// domain rather than failing the whole listing.
 		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || id < 0 || vcpus < 0 ||
-			math.IsNaN(secs) || secs < 0 || secs > 1e9 || StateFromFlags(flags) == StateUnknown {
+			math.IsNaN(secs) || secs < 0 || secs > 1e9 || len(flags) != 6 {
 			return nil, fmt.Errorf("xl list: line %d: cannot parse %q", i+2, clip(line, 80))
 		}
 		rows = append(rows, tableRow{
