@@ -166,3 +166,30 @@ func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, ti
 	}
 	return nil
 }
+
+// EpochGuard remembers the newest leader term an agent has obeyed and refuses
+// commands from older terms: a supervisor that lost its lease but has not yet
+// noticed cannot act on a host after its successor has. The zero value is
+// ready; it is safe for concurrent use.
+type EpochGuard struct {
+	mu   sync.Mutex
+	term uint64
+}
+
+// Admit accepts e if its term is not older than any seen, and remembers it.
+func (g *EpochGuard) Admit(e Epoch) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e.Term < g.term {
+		return &CommandError{Code: CodeStaleEpoch, Message: fmt.Sprintf("epoch term %d is older than term %d already obeyed", e.Term, g.term)}
+	}
+	g.term = e.Term
+	return nil
+}
+
+// Term is the newest term admitted.
+func (g *EpochGuard) Term() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.term
+}
