@@ -52,10 +52,10 @@ type recorder struct {
 	// from xl list -l via the sim state).
 	progress func(vm string) (uint64, error)
 
-	mu          sync.Mutex
-	failSave    map[string]error
+	mu           sync.Mutex
+	failSave     map[string]error
 	blockUnpause chan struct{}
-	captured    map[string]uint64
+	captured     map[string]uint64
 }
 
 type orderLog struct {
