@@ -1,0 +1,153 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// leaderKey is the one key of the xenft_leader bucket.
+const leaderKey = "leader"
+
+// Lease is a holder's claim to leadership as stored in the bucket.
+type Lease struct {
+	Holder string    `json:"holder"`
+	Term   uint64    `json:"term"`
+	Since  time.Time `json:"since"`
+}
+
+// Elector holds or waits for the supervisor leader lease in the xenft_leader
+// bucket, whose TTL is the lease: the leader renews by compare-and-set every
+// TTL/3; when it stops, the key expires and a waiting supervisor creates it.
+//
+// The term is the KV revision at which the holder created the key. Revisions
+// are the bucket stream's sequence numbers, which only grow, so every new
+// leader has a higher term than any before it without storing a counter that
+// the TTL would expire.
+type Elector struct {
+	kv  jetstream.KeyValue
+	id  string
+	ttl time.Duration
+	log hclog.Logger
+}
+
+// NewElector competes as id in kv, whose bucket TTL is ttl.
+func NewElector(kv jetstream.KeyValue, id string, ttl time.Duration, log hclog.Logger) *Elector {
+	return &Elector{kv: kv, id: id, ttl: ttl, log: log.Named("lease")}
+}
+
+// Run competes for the lease until ctx ends. Each time this supervisor wins,
+// lead is called with a context that ends when the lease is lost (a renewal
+// failed or found another holder) or ctx ends, and with the term; Run waits
+// for lead to return before competing again. Run returns when ctx ends.
+func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, term uint64)) {
+	retry := e.ttl / 3
+	for ctx.Err() == nil {
+		term, rev, err := e.acquire(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				e.log.Warn("cannot reach the lease bucket", "error", err)
+			}
+			sleep(ctx, retry)
+			continue
+		}
+		e.log.Info("became leader", "id", e.id, "term", term)
+		lctx, lose := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); lead(lctx, term) }()
+		e.renew(lctx, term, rev)
+		lose()
+		<-done
+		e.log.Info("leadership ended", "id", e.id, "term", term)
+		e.release(context.WithoutCancel(ctx), term)
+	}
+}
+
+// acquire creates the key; it fails with ErrKeyExists while another holds it.
+func (e *Elector) acquire(ctx context.Context) (term, rev uint64, err error) {
+	cctx, cancel := context.WithTimeout(ctx, e.ttl/3)
+	defer cancel()
+	// The term is known only after Create returns its revision; the value is
+	// rewritten with it at once (the first renewal).
+	rev, err = e.kv.Create(cctx, leaderKey, e.value(0))
+	if err != nil {
+		return 0, 0, err
+	}
+	rev2, err := e.kv.Update(cctx, leaderKey, e.value(rev), rev)
+	if err != nil {
+		return 0, 0, err
+	}
+	return rev, rev2, nil
+}
+
+func (e *Elector) value(term uint64) []byte {
+	b, _ := json.Marshal(Lease{Holder: e.id, Term: term, Since: time.Now().UTC()})
+	return b
+}
+
+// renew keeps the lease until ctx ends or a renewal fails. A failed renewal
+// ends leadership at once: better no leader for a moment than two.
+func (e *Elector) renew(ctx context.Context, term, rev uint64) {
+	t := time.NewTicker(e.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.ttl/3)
+		next, err := e.kv.Update(rctx, leaderKey, e.value(term), rev)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("lease renewal failed; stepping down", "term", term, "error", err)
+			}
+			return
+		}
+		rev = next
+	}
+}
+
+// release deletes the key if we still hold it, so a successor need not wait
+// for the TTL after a clean stop.
+func (e *Elector) release(ctx context.Context, term uint64) {
+	ctx, cancel := context.WithTimeout(ctx, e.ttl/3)
+	defer cancel()
+	entry, err := e.kv.Get(ctx, leaderKey)
+	if err != nil {
+		return
+	}
+	var l Lease
+	if json.Unmarshal(entry.Value(), &l) != nil || l.Holder != e.id || l.Term != term {
+		return
+	}
+	_ = e.kv.Delete(ctx, leaderKey, jetstream.LastRevision(entry.Revision()))
+}
+
+// Current reads the lease, for status displays.
+func Current(ctx context.Context, kv jetstream.KeyValue) (Lease, error) {
+	entry, err := kv.Get(ctx, leaderKey)
+	if err != nil {
+		return Lease{}, fmt.Errorf("leader lease: %w", err)
+	}
+	var l Lease
+	if err := json.Unmarshal(entry.Value(), &l); err != nil {
+		return Lease{}, fmt.Errorf("leader lease: %w", err)
+	}
+	return l, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

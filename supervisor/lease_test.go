@@ -1,0 +1,103 @@
+package supervisor_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/eventstest"
+	"github.com/xenft/xenft/supervisor"
+)
+
+// leader records what an elector's lead callback saw.
+type leader struct {
+	mu    sync.Mutex
+	terms []uint64
+	alive bool
+}
+
+func (l *leader) lead(ctx context.Context, term uint64) {
+	l.mu.Lock()
+	l.terms = append(l.terms, term)
+	l.alive = true
+	l.mu.Unlock()
+	<-ctx.Done()
+	l.mu.Lock()
+	l.alive = false
+	l.mu.Unlock()
+}
+
+func (l *leader) state() (bool, []uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.alive, append([]uint64(nil), l.terms...)
+}
+
+func elector(t *testing.T, b *events.Bus, id string) *supervisor.Elector {
+	kv, err := b.KV(context.Background(), b.Names().Leader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return supervisor.NewElector(kv, id, b.Config().LeaderTTL, eventstest.Logger(t, hclog.Warn))
+}
+
+func TestSecondSupervisorTakesOverWhenTheLeaderDies(t *testing.T) {
+	s := eventstest.Server(t)
+	b1, b2 := eventstest.Bus(t, s), eventstest.Bus(t, s)
+	ttl := b1.Config().LeaderTTL
+	var l1, l2 leader
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(1)
+	go func() { defer wg.Done(); elector(t, b1, "s1").Run(ctx, l1.lead) }()
+	eventstest.Eventually(t, 5*time.Second, func() bool { a, _ := l1.state(); return a }, "s1 never led")
+	wg.Add(1)
+	go func() { defer wg.Done(); elector(t, b2, "s2").Run(ctx, l2.lead) }()
+
+	// s1 stays the only leader while it renews (several TTLs).
+	deadline := time.Now().Add(2 * ttl)
+	for time.Now().Before(deadline) {
+		if a, _ := l2.state(); a {
+			t.Fatal("s2 led while s1 held the lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// s1's process dies: its connection goes without releasing the key.
+	b1.Close()
+	died := time.Now()
+	eventstest.Eventually(t, 3*ttl, func() bool { a, _ := l2.state(); return a }, "s2 did not take over")
+	took := time.Since(died)
+	t.Logf("takeover after %s (ttl %s, renew every %s)", took.Round(time.Millisecond), ttl, ttl/3)
+	eventstest.Eventually(t, ttl, func() bool { a, _ := l1.state(); return !a }, "s1 still believes it leads")
+	_, t1 := l1.state()
+	_, t2 := l2.state()
+	if len(t1) != 1 || len(t2) != 1 || t2[0] <= t1[0] {
+		t.Fatalf("terms s1 %v, s2 %v: the successor's term must be higher", t1, t2)
+	}
+	kv, _ := b2.KV(context.Background(), b2.Names().Leader())
+	if l, err := supervisor.Current(context.Background(), kv); err != nil || l.Holder != "s2" || l.Term != t2[0] {
+		t.Fatalf("lease = %+v, %v", l, err)
+	}
+}
+
+func TestCleanStopHandsOverWithoutWaitingForTheTTL(t *testing.T) {
+	s := eventstest.Server(t)
+	b1, b2 := eventstest.Bus(t, s), eventstest.Bus(t, s)
+	var l1, l2 leader
+	ctx1, stop1 := context.WithCancel(context.Background())
+	ctx2, stop2 := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stop1(); stop2(); wg.Wait() }()
+	wg.Add(2)
+	go func() { defer wg.Done(); elector(t, b1, "s1").Run(ctx1, l1.lead) }()
+	eventstest.Eventually(t, 5*time.Second, func() bool { a, _ := l1.state(); return a }, "s1 never led")
+	go func() { defer wg.Done(); elector(t, b2, "s2").Run(ctx2, l2.lead) }()
+	stop1()
+	eventstest.Eventually(t, b1.Config().LeaderTTL, func() bool { a, _ := l2.state(); return a }, "s2 did not take over after a clean stop")
+}
