@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
@@ -124,7 +125,7 @@ type cluster struct {
 	store   *store.Dir
 	storeAt string
 	hosts   map[string]*recorder
-	execs   map[string]*checkpointer.Executor
+	execs   map[string]*executor.Executor
 	order   *orderLog
 	catalog *checkpointer.Catalog
 	coord   *checkpointer.Coordinator
@@ -150,7 +151,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, bus: bus, store: st, storeAt: storeAt, hosts: map[string]*recorder{}, execs: map[string]*checkpointer.Executor{},
+	c := &cluster{t: t, bus: bus, store: st, storeAt: storeAt, hosts: map[string]*recorder{}, execs: map[string]*executor.Executor{},
 		order: &orderLog{}, catalog: checkpointer.NewCatalog(kv), cfgDir: t.TempDir()}
 	log := eventstest.Logger(t, hclog.Warn)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,12 +172,12 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 			progress = sim.Progress
 		}
 		rec := &recorder{Hypervisor: hv, host: host, order: c.order, progress: progress, failSave: map[string]error{}, captured: map[string]uint64{}}
-		cfg := checkpointer.DefaultExecutorConfig()
+		cfg := executor.DefaultConfig()
 		cfg.SpoolDir = t.TempDir()
 		if o.maxPause > 0 {
 			cfg.MaxPause = o.maxPause
 		}
-		ex, err := checkpointer.NewExecutor(rec, st, cfg, &events.EpochGuard{}, log.Named(host))
+		ex, err := executor.New(rec, st, cfg, &events.EpochGuard{}, log.Named(host))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package checkpointer
+package executor
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
@@ -25,8 +26,8 @@ type Hypervisor interface {
 	Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error
 }
 
-// ExecutorConfig is the checkpointer part of the agent's configuration.
-type ExecutorConfig struct {
+// Config is the checkpointer part of the agent's configuration.
+type Config struct {
 	// SpoolDir is where the toolstack writes an image before it is streamed
 	// into the store (xl writes through a temporary file, not a pipe).
 	SpoolDir string `mapstructure:"spool_dir"`
@@ -45,10 +46,10 @@ type ExecutorConfig struct {
 	HookTimeout time.Duration `mapstructure:"hook_timeout"`
 }
 
-// DefaultExecutorConfig: a minute of pause is far beyond a healthy group's
+// DefaultConfig: a minute of pause is far beyond a healthy group's
 // checkpoint (seconds) yet short enough that a lost coordinator costs little.
-func DefaultExecutorConfig() ExecutorConfig {
-	return ExecutorConfig{
+func DefaultConfig() Config {
+	return Config{
 		SpoolDir:    "/var/lib/xenft/spool",
 		MaxPause:    time.Minute,
 		SaveTimeout: 10 * time.Minute,
@@ -57,7 +58,7 @@ func DefaultExecutorConfig() ExecutorConfig {
 }
 
 // Validate names the offending key under section.
-func (c ExecutorConfig) Validate(section string) error {
+func (c Config) Validate(section string) error {
 	var errs []error
 	if c.SpoolDir == "" {
 		errs = append(errs, fmt.Errorf("%s.spool_dir: required", section))
@@ -81,7 +82,7 @@ func (c ExecutorConfig) Validate(section string) error {
 type Executor struct {
 	hv    Hypervisor
 	store store.ImageStore
-	cfg   ExecutorConfig
+	cfg   Config
 	log   hclog.Logger
 	epoch *events.EpochGuard
 
@@ -123,8 +124,8 @@ type capture struct {
 
 func (c *capture) is(group string, seq uint64) bool { return c.group == group && c.seq == seq }
 
-// NewExecutor returns an executor; guard is shared with the host's restarter.
-func NewExecutor(hv Hypervisor, st store.ImageStore, cfg ExecutorConfig, guard *events.EpochGuard, log hclog.Logger) (*Executor, error) {
+// New returns an executor; guard is shared with the host's restarter.
+func New(hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuard, log hclog.Logger) (*Executor, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("checkpointer spool: %w", err)
 	}
@@ -141,10 +142,10 @@ func NewExecutor(hv Hypervisor, st store.ImageStore, cfg ExecutorConfig, guard *
 // Handlers returns the executor's command handlers, keyed by verb.
 func (x *Executor) Handlers() map[string]events.CommandHandler {
 	return map[string]events.CommandHandler{
-		VerbCapture: decoded(x.Capture),
-		VerbResume:  decoded(x.Resume),
-		VerbUpload:  decoded(x.Upload),
-		VerbAbort:   decoded(x.Abort),
+		checkpointer.VerbCapture: decoded(x.Capture),
+		checkpointer.VerbResume:  decoded(x.Resume),
+		checkpointer.VerbUpload:  decoded(x.Upload),
+		checkpointer.VerbAbort:   decoded(x.Abort),
 	}
 }
 
@@ -162,21 +163,21 @@ func decoded[Req, Rep any](f func(context.Context, Req) (Rep, error)) events.Com
 // Capture saves the member into the spool, leaving it paused, runs the disk
 // snapshot hook, and arms the max-pause timer (or resumes at once when asked
 // to resume early).
-func (x *Executor) Capture(ctx context.Context, r CaptureRequest) (CaptureReply, error) {
+func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (checkpointer.CaptureReply, error) {
 	if err := x.epoch.Admit(r.Epoch); err != nil {
-		return CaptureReply{}, err
+		return checkpointer.CaptureReply{}, err
 	}
 	c := &capture{group: r.Group, seq: r.Seq, spool: filepath.Join(x.cfg.SpoolDir, fmt.Sprintf("%s-%s-%d.img", r.VM, r.Group, r.Seq)), done: make(chan struct{})}
 	defer close(c.done)
 	x.mu.Lock()
 	if _, gone := x.aborted[abortKey{r.VM, r.Group, r.Seq}]; gone {
 		x.mu.Unlock()
-		return CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d was aborted", r.VM, r.Group, r.Seq))
+		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d was aborted", r.VM, r.Group, r.Seq))
 	}
 	if old, ok := x.captures[r.VM]; ok {
 		if old.paused || old.uploading {
 			x.mu.Unlock()
-			return CaptureReply{}, events.NewCommandError(events.CodeRetryable,
+			return checkpointer.CaptureReply{}, events.NewCommandError(events.CodeRetryable,
 				fmt.Errorf("%s is held by checkpoint %s/%d", r.VM, old.group, old.seq))
 		}
 		_ = os.Remove(old.spool) // an older capture never uploaded: superseded
@@ -187,7 +188,7 @@ func (x *Executor) Capture(ctx context.Context, r CaptureRequest) (CaptureReply,
 	start := time.Now()
 	if err := x.hv.Save(ctx, r.VM, c.spool, xen.SaveOptions{Mode: xen.SaveLeavePaused}); err != nil {
 		x.drop(r.VM, c)
-		return CaptureReply{}, classify(err)
+		return checkpointer.CaptureReply{}, classify(err)
 	}
 	maxPause := x.cfg.MaxPause
 	if r.MaxPauseMs > 0 {
@@ -200,9 +201,9 @@ func (x *Executor) Capture(ctx context.Context, r CaptureRequest) (CaptureReply,
 	x.mu.Unlock()
 	if aborted { // the coordinator gave up while we saved
 		x.abort(context.WithoutCancel(ctx), r.VM, c)
-		return CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d aborted during capture", r.VM, r.Group, r.Seq))
+		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d aborted during capture", r.VM, r.Group, r.Seq))
 	}
-	rep := CaptureReply{CaptureMs: time.Since(start).Milliseconds()}
+	rep := checkpointer.CaptureReply{CaptureMs: time.Since(start).Milliseconds()}
 
 	snap, err := x.runHook(ctx, r)
 	x.mu.Lock()
@@ -212,13 +213,13 @@ func (x *Executor) Capture(ctx context.Context, r CaptureRequest) (CaptureReply,
 	x.mu.Unlock()
 	if err != nil {
 		x.abort(context.WithoutCancel(ctx), r.VM, c)
-		return CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("snapshot hook for %s: %w", r.VM, err))
+		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("snapshot hook for %s: %w", r.VM, err))
 	}
 	rep.DiskSnapshot = snap
 	if r.ResumeEarly {
 		d, err := x.resume(ctx, r.VM, c)
 		if err != nil {
-			return CaptureReply{}, err
+			return checkpointer.CaptureReply{}, err
 		}
 		rep.PausedMs = d.Milliseconds()
 	}
@@ -256,18 +257,18 @@ func (x *Executor) held(vm, group string, seq uint64) (*capture, error) {
 }
 
 // Resume unpauses a captured member.
-func (x *Executor) Resume(ctx context.Context, r ResumeRequest) (ResumeReply, error) {
+func (x *Executor) Resume(ctx context.Context, r checkpointer.ResumeRequest) (checkpointer.ResumeReply, error) {
 	if err := x.epoch.Admit(r.Epoch); err != nil {
-		return ResumeReply{}, err
+		return checkpointer.ResumeReply{}, err
 	}
 	x.mu.Lock()
 	c, err := x.held(r.VM, r.Group, r.Seq)
 	x.mu.Unlock()
 	if err != nil {
-		return ResumeReply{}, err
+		return checkpointer.ResumeReply{}, err
 	}
 	d, err := x.resume(ctx, r.VM, c)
-	return ResumeReply{PausedMs: d.Milliseconds()}, err
+	return checkpointer.ResumeReply{PausedMs: d.Milliseconds()}, err
 }
 
 func (x *Executor) resume(ctx context.Context, vm string, c *capture) (time.Duration, error) {
@@ -291,9 +292,9 @@ func (x *Executor) resume(ctx context.Context, vm string, c *capture) (time.Dura
 
 // Upload streams the spooled image into the store and drops it from the
 // spool. It may run while the member runs again.
-func (x *Executor) Upload(ctx context.Context, r UploadRequest) (UploadReply, error) {
+func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (checkpointer.UploadReply, error) {
 	if err := x.epoch.Admit(r.Epoch); err != nil {
-		return UploadReply{}, err
+		return checkpointer.UploadReply{}, err
 	}
 	x.mu.Lock()
 	c, err := x.held(r.VM, r.Group, r.Seq)
@@ -302,7 +303,7 @@ func (x *Executor) Upload(ctx context.Context, r UploadRequest) (UploadReply, er
 	}
 	x.mu.Unlock()
 	if err != nil {
-		return UploadReply{}, err
+		return checkpointer.UploadReply{}, err
 	}
 	defer func() {
 		x.mu.Lock()
@@ -314,15 +315,15 @@ func (x *Executor) Upload(ctx context.Context, r UploadRequest) (UploadReply, er
 	start := time.Now()
 	f, err := os.Open(c.spool)
 	if err != nil {
-		return UploadReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("spooled image of %s: %w", r.VM, err))
+		return checkpointer.UploadReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("spooled image of %s: %w", r.VM, err))
 	}
 	info, err := x.store.Put(ctx, r.ImageKey, f)
 	f.Close()
 	if err != nil {
-		return UploadReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("store %s: %w", r.ImageKey, err))
+		return checkpointer.UploadReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("store %s: %w", r.ImageKey, err))
 	}
 	x.drop(r.VM, c)
-	return UploadReply{Size: info.Size, SHA256: info.SHA256, UploadMs: time.Since(start).Milliseconds()}, nil
+	return checkpointer.UploadReply{Size: info.Size, SHA256: info.SHA256, UploadMs: time.Since(start).Milliseconds()}, nil
 }
 
 // Abort unpauses the member if this checkpoint still holds it paused and
@@ -330,7 +331,7 @@ func (x *Executor) Upload(ctx context.Context, r UploadRequest) (UploadReply, er
 // coordinator aborts every member without knowing how far each got. A
 // capture still saving is told to undo itself, and Abort waits for it, so
 // when Abort returns the member is not paused by this checkpoint.
-func (x *Executor) Abort(ctx context.Context, r AbortRequest) (ResumeReply, error) {
+func (x *Executor) Abort(ctx context.Context, r checkpointer.AbortRequest) (checkpointer.ResumeReply, error) {
 	x.mu.Lock()
 	now := time.Now()
 	for k, at := range x.aborted {
@@ -345,15 +346,15 @@ func (x *Executor) Abort(ctx context.Context, r AbortRequest) (ResumeReply, erro
 	}
 	x.mu.Unlock()
 	if !ok || !c.is(r.Group, r.Seq) {
-		return ResumeReply{}, nil
+		return checkpointer.ResumeReply{}, nil
 	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		return ResumeReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: capture still running: %w", r.VM, ctx.Err()))
+		return checkpointer.ResumeReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: capture still running: %w", r.VM, ctx.Err()))
 	}
 	x.abort(ctx, r.VM, c)
-	return ResumeReply{}, nil
+	return checkpointer.ResumeReply{}, nil
 }
 
 func (x *Executor) abort(ctx context.Context, vm string, c *capture) {

@@ -1,10 +1,11 @@
-package checkpointer
+package executor
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/xenft/xenft/checkpointer"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 // runHook runs the configured disk snapshot hook for a paused member. It is
 // exec'd directly (no shell), with its own process group so a timeout kills
 // whatever it started, and the checkpoint's identity in its environment.
-func (x *Executor) runHook(ctx context.Context, r CaptureRequest) (string, error) {
+func (x *Executor) runHook(ctx context.Context, r checkpointer.CaptureRequest) (string, error) {
 	if x.cfg.SnapshotHook == "" {
 		return "", nil
 	}
