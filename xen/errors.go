@@ -27,6 +27,10 @@ var (
 	// and fails), so a checkpoint must not pause before it saves: `xl save
 	// -p` suspends the guest and leaves it paused by itself.
 	ErrGuestUnresponsive = errors.New("guest did not acknowledge the suspend request")
+	// ErrDomainNotAlive: the domain is shut down, crashed, dying or left
+	// suspended by an interrupted save; pause and unpause cannot make it run.
+	// It must be destroyed (and restored from a checkpoint).
+	ErrDomainNotAlive = errors.New("domain is not alive")
 	// ErrBadArgument: a domain name or path xl would misread (empty, or
 	// starting with '-', which xl's option parser would take for a flag).
 	ErrBadArgument = errors.New("bad argument")
@@ -48,7 +52,10 @@ type ToolstackError struct {
 
 func (e *ToolstackError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "xl %s %s", e.Verb, e.Domain)
+	fmt.Fprintf(&b, "xl %s", e.Verb)
+	if e.Domain != "" {
+		fmt.Fprintf(&b, " %s", e.Domain)
+	}
 	switch {
 	case e.Kind != nil && e.Cause != nil:
 		fmt.Fprintf(&b, ": %v: %v", e.Kind, e.Cause)

@@ -130,7 +130,10 @@ func TestRealXL(t *testing.T) {
 		return nil
 	})
 	chk := filepath.Join(images, "xenft-chk.img")
+	var saveTook time.Duration
 	step("xl save -c: domain keeps running", func(ctx context.Context) error {
+		start := time.Now()
+		defer func() { saveTook = time.Since(start) }()
 		if err := x.Save(ctx, name, chk, SaveOptions{Mode: SaveKeepRunning}); err != nil {
 			return err
 		}
@@ -219,10 +222,11 @@ func TestRealXL(t *testing.T) {
 		_, err := x.List(short)
 		return want(err, ErrTimeout)
 	})
-	step("xl save -c killed at a 500 ms deadline: ErrTimeout", func(ctx context.Context) error {
+	step("xl save -c killed half way by its deadline: ErrTimeout", func(ctx context.Context) error {
 		// Straight to xl save (Save's xl list check would use up the
-		// deadline under emulation), so that the kill hits a running save.
-		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		// deadline under emulation), with a deadline at a third of what a
+		// save took, so that the kill hits a running save.
+		short, cancel := context.WithTimeout(ctx, saveTook/3)
 		defer cancel()
 		start := time.Now()
 		killed := filepath.Join(images, "xenft-killed.img")
@@ -235,9 +239,12 @@ func TestRealXL(t *testing.T) {
 			t.Logf("     the killed save left %d bytes at %s", fi.Size(), killed)
 		}
 		os.Remove(killed)
-		d, lerr := listed(ctx, x, name) // what a killed save leaves behind, for the record
-		t.Logf("     after the kill: %s (%v)", describe(d), lerr)
-		return nil
+		d, err := listed(ctx, x, name) // a killed save leaves the guest suspended
+		t.Logf("     after the kill: %s", describe(d))
+		if err != nil || d.Flags != "---ss-" {
+			return errors.New("after the killed save: " + describe(d) + " " + errString(err))
+		}
+		return want(x.Unpause(ctx, name), ErrDomainNotAlive)
 	})
 	step("xl destroy "+name+": host as before", func(ctx context.Context) error {
 		if err := x.Destroy(ctx, name); err != nil {

@@ -13,7 +13,7 @@ import (
 //
 // testdata/xl-interface/*.txt are copied verbatim from the shared lab's
 // xl-interface.md: "$ cmd", stdout and stderr interleaved, "[exit code: N]".
-// testdata/lab/*.txt were captured byte-exactly (base64 over the serial
+// testdata/lab*/*.txt were captured byte-exactly (base64 over the serial
 // console) in the nested Xen 4.17 lab by xen/lab/dom0-capture-xl.sh, with
 // stdout and stderr apart: "$ cmd", "[exit code: N]", "-- stdout --",
 // stdout, "-- stderr --", stderr.
@@ -43,8 +43,7 @@ func loadSample(t testing.TB, rel string) sample {
 		}
 		return n
 	}
-	if strings.HasPrefix(rel, "lab/") {
-		el, rest, _ := strings.Cut(rest, "\n")
+	if el, rest, _ := strings.Cut(rest, "\n"); strings.HasPrefix(rest, "-- stdout --\n") { // the lab format
 		s.Exit = exitLine(el)
 		out, err, ok := strings.Cut(strings.TrimPrefix(rest, "-- stdout --\n"), "-- stderr --\n")
 		if !ok {
@@ -64,7 +63,7 @@ func loadSample(t testing.TB, rel string) sample {
 func samplesFor(t testing.TB, cmd string) []string {
 	t.Helper()
 	var out []string
-	for _, dir := range []string{"xl-interface", "lab"} {
+	for _, dir := range []string{"xl-interface", "lab", "lab-killed-save"} {
 		files, _ := filepath.Glob(filepath.Join("testdata", dir, "*.txt"))
 		for _, f := range files {
 			rel := dir + "/" + filepath.Base(f)

@@ -53,7 +53,6 @@ type simDomain struct {
 	seed       uint64
 	pauses     int  // toolstack pauses; Xen counts them
 	suspended  bool // a save is in progress
-	shutdown   bool
 	crashed    bool
 	base       uint64
 	ran        time.Duration
@@ -61,7 +60,7 @@ type simDomain struct {
 }
 
 func (d *simDomain) running() bool {
-	return d.pauses == 0 && !d.suspended && !d.shutdown && !d.crashed
+	return d.pauses == 0 && !d.suspended && !d.crashed
 }
 
 // settle adds the running time since the last settle to ran.
@@ -80,8 +79,6 @@ func (d *simDomain) flags() string {
 		return "---sc-"
 	case d.suspended: // shut down, reason "suspend", as xl shows it
 		return "---ss-"
-	case d.shutdown:
-		return "---s--"
 	case d.pauses > 0:
 		return "--p---"
 	}
@@ -191,6 +188,9 @@ func (s *Sim) Progress(dom string) (uint64, error) {
 // idempotent contract; XLPause is xl's nesting one).
 func (s *Sim) Pause(ctx context.Context, dom string) error {
 	return s.update(ctx, "pause", dom, func(d *simDomain) error {
+		if d.crashed || d.suspended {
+			return fmt.Errorf("sim pause %s: domain is %s: %w", d.name, StateFromFlags(d.flags()), ErrDomainNotAlive)
+		}
 		if d.pauses == 0 {
 			d.pauses = 1
 		}
@@ -201,6 +201,9 @@ func (s *Sim) Pause(ctx context.Context, dom string) error {
 // Unpause undoes all pauses of a domain.
 func (s *Sim) Unpause(ctx context.Context, dom string) error {
 	return s.update(ctx, "unpause", dom, func(d *simDomain) error {
+		if d.crashed || d.suspended {
+			return fmt.Errorf("sim unpause %s: domain is %s: %w", d.name, StateFromFlags(d.flags()), ErrDomainNotAlive)
+		}
 		d.pauses = 0
 		return nil
 	})
@@ -224,6 +227,13 @@ func (s *Sim) XLUnpause(ctx context.Context, dom string) error {
 		d.pauses--
 		return nil
 	})
+}
+
+// Suspend leaves a domain as a save that was killed half way leaves it:
+// suspended, not running, and deaf to unpause. The fake xl uses it so that a
+// killed fake save has the real one's effect.
+func (s *Sim) Suspend(ctx context.Context, dom string) error {
+	return s.update(ctx, "suspend", dom, func(d *simDomain) error { d.suspended = true; return nil })
 }
 
 // Crash makes a domain crash the way a guest kernel panic does with

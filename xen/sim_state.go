@@ -24,8 +24,8 @@ type SimDomainState struct {
 	VCPUs     int           `json:"vcpus"`
 	Seed      uint64        `json:"seed"`
 	Pauses    int           `json:"pauses"`
-	Shutdown  bool          `json:"shutdown,omitempty"`
 	Crashed   bool          `json:"crashed,omitempty"`
+	Suspended bool          `json:"suspended,omitempty"`
 	Base      uint64        `json:"base"`  // progress at create or restore
 	Ran       time.Duration `json:"ran"`   // running time since then
 	Since     time.Time     `json:"since"` // when Ran was last brought up to date
@@ -42,7 +42,7 @@ func (s *Sim) Export() SimState {
 		st.Domains = append(st.Domains, SimDomainState{
 			Name: d.name, UUID: d.uuid, ID: d.id, Config: string(d.cfg.Marshal()),
 			MemoryMiB: d.memMiB, VCPUs: d.vcpus, Seed: d.seed, Pauses: d.pauses,
-			Shutdown: d.shutdown, Crashed: d.crashed, Base: d.base, Ran: d.ran, Since: d.since,
+			Crashed: d.crashed, Suspended: d.suspended, Base: d.base, Ran: d.ran, Since: d.since,
 		})
 	}
 	return st
@@ -62,7 +62,7 @@ func (s *Sim) Import(st SimState) error {
 		}
 		doms[ds.Name] = &simDomain{
 			name: ds.Name, uuid: ds.UUID, id: ds.ID, cfg: cfg, memMiB: ds.MemoryMiB, vcpus: ds.VCPUs,
-			seed: ds.Seed, pauses: ds.Pauses, shutdown: ds.Shutdown, crashed: ds.Crashed,
+			seed: ds.Seed, pauses: ds.Pauses, crashed: ds.Crashed, suspended: ds.Suspended,
 			base: ds.Base, ran: ds.Ran, since: ds.Since,
 		}
 	}

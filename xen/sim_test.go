@@ -93,6 +93,9 @@ func TestSimCheckpointCrashRestore(t *testing.T) {
 	if len(doms) != 1 || doms[0].State != StateCrashed || doms[0].Progress != 3500 {
 		t.Fatalf("after crash: %+v", doms)
 	}
+	if err := s.Unpause(ctx, "vm1"); !errors.Is(err, ErrDomainNotAlive) {
+		t.Fatalf("unpause of a crashed domain: %v", err)
+	}
 	if err := s.Restore(ctx, img, RestoreOptions{}); !errors.Is(err, ErrDomainExists) {
 		t.Fatalf("restore over the crashed domain: %v, want ErrDomainExists", err)
 	}

@@ -88,6 +88,16 @@ func (x *XL) lookup(ctx context.Context, verb, dom string) (tableRow, error) {
 
 func isPaused(r tableRow) bool { return len(r.Flags) == 6 && r.Flags[2] == 'p' }
 
+// checkAlive refuses to pause or unpause a domain that cannot run again: xl
+// would print an error and exit 0 (seen for a guest left suspended by a
+// killed save), and the caller must destroy it instead.
+func checkAlive(verb, dom string, r tableRow) error {
+	if s := StateFromFlags(r.Flags); !s.Alive() {
+		return fmt.Errorf("xl %s %s: domain is %s (%s): %w", verb, dom, s, r.Flags, ErrDomainNotAlive)
+	}
+	return nil
+}
+
 // Pause pauses a domain and checks with xl list that it is paused, because
 // `xl pause` exits 0 even when it fails. A domain already paused is left
 // alone: Xen counts pauses, and a second one would need a second unpause.
@@ -96,7 +106,10 @@ func (x *XL) Pause(ctx context.Context, dom string) error {
 		return err
 	}
 	r, err := x.lookup(ctx, "pause", dom)
-	if err != nil || isPaused(r) {
+	if err != nil {
+		return err
+	}
+	if err := checkAlive("pause", dom, r); err != nil || isPaused(r) {
 		return err
 	}
 	res, err := x.run(ctx, "pause", dom, dom)
@@ -126,6 +139,9 @@ func (x *XL) Unpause(ctx context.Context, dom string) error {
 	for i := 0; ; i++ {
 		r, err := x.lookup(ctx, "unpause", dom)
 		if err != nil {
+			return err
+		}
+		if err := checkAlive("unpause", dom, r); err != nil {
 			return err
 		}
 		if !isPaused(r) {

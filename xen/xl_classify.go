@@ -18,6 +18,7 @@ var (
 		"unable to get domain type",       // xl unpause <unknown id>
 	}
 	msgExists       = []string{"already exists"}
+	msgNoMemory     = []string{"failed to free memory for the domain"} // xl_vmcontrol.c; not seen in the lab
 	msgUnresponsive = []string{
 		"guest didn't acknowledge suspend",
 		"did not respond to suspend request",
@@ -57,13 +58,18 @@ func classify(verb, subject string, args []string, res xlResult) error {
 	te := &ToolstackError{Verb: verb, Domain: subject, Args: args, ExitCode: res.ExitCode, Stderr: res.Stderr}
 	switch verb {
 	case "create":
-		if containsAny(out, msgExists) {
+		switch {
+		case containsAny(out, msgExists):
 			te.Kind = ErrDomainExists
+		case containsAny(out, msgNoMemory):
+			te.Kind = ErrNoMemory
 		}
 	case "restore":
 		switch {
 		case containsAny(out, msgExists):
 			te.Kind = ErrDomainExists
+		case containsAny(out, msgNoMemory):
+			te.Kind = ErrNoMemory
 		case containsAny(out, msgBadImage):
 			te.Kind = ErrBadImage
 		}

@@ -224,14 +224,22 @@ func TestXLFakeErrors(t *testing.T) {
 			t.Errorf("got %v, want ErrBadArgument", err)
 		}
 	}
-	// A crashed domain cannot be paused: xl pause exits 0 anyway, and only
-	// the check with xl list finds out.
+	// xl pause and unpause fail with exit status 0; only the check with
+	// xl list finds out.
+	h.fault(t, "pause", "fail")
+	err = x.Pause(ctx, "a")
+	if !errors.As(err, &te) || te.ExitCode != 0 || !strings.Contains(te.Stderr, "Pausing domain") {
+		t.Errorf("pause that xl failed silently: %v", err)
+	}
+	mustState(t, x, "a", StateRunning)
+	// A crashed domain is not paused or unpaused at all.
 	if _, _, code := h.raw(t, "sim-crash", "a"); code != 0 {
 		t.Fatal("sim-crash failed")
 	}
-	err = x.Pause(ctx, "a")
-	if !errors.As(err, &te) || te.ExitCode != 0 || !strings.Contains(err.Error(), "crashed") {
-		t.Errorf("pause of a crashed domain: %v", err)
+	for _, err := range []error{x.Pause(ctx, "a"), x.Unpause(ctx, "a")} {
+		if !errors.Is(err, ErrDomainNotAlive) || !strings.Contains(err.Error(), "crashed") {
+			t.Errorf("pause/unpause of a crashed domain: %v, want ErrDomainNotAlive", err)
+		}
 	}
 }
 
@@ -248,10 +256,19 @@ func TestXLFakeNestedPauses(t *testing.T) {
 	}
 	h.raw(t, "unpause", "a")
 	mustState(t, h.XL, "a", StatePaused)
+	h.fault(t, "unpause", "fail") // one silent failure on the way is retried
 	if err := h.XL.Unpause(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	mustState(t, h.XL, "a", StateRunning)
+	// Paused more often than Unpause will undo: someone else holds it.
+	for i := 0; i < maxUnpauses+1; i++ {
+		h.raw(t, "pause", "a")
+	}
+	var te *ToolstackError
+	if err := h.XL.Unpause(ctx, "a"); !errors.As(err, &te) || !strings.Contains(err.Error(), "still paused") {
+		t.Fatalf("Unpause of a domain paused %d times: %v", maxUnpauses+1, err)
+	}
 }
 
 // A hung xl is killed with its whole process group when the deadline
@@ -287,7 +304,18 @@ func TestXLFakeTimeoutKillsChild(t *testing.T) {
 		pid, _ := strconv.Atoi(p)
 		waitFor(t, "pid "+p+" to die", 5*time.Second, func() bool { return processGone(pid) })
 	}
-	mustState(t, h.XL, "a", StateRunning)
+	// Like a real save killed half way, the guest is left suspended, and
+	// the next calls (the fake's lock died with it) see it so.
+	d := mustState(t, h.XL, "a", StateShutdown)
+	if d.Flags != "---ss-" {
+		t.Fatalf("after the killed save: %+v, want ---ss-", d)
+	}
+	if err := h.XL.Unpause(context.Background(), "a"); !errors.Is(err, ErrDomainNotAlive) {
+		t.Fatalf("Unpause of the suspended guest: %v, want ErrDomainNotAlive", err)
+	}
+	if err := h.XL.Destroy(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A cancelled context is reported as such, not as a timeout.
@@ -413,5 +441,26 @@ func TestXLOutputCap(t *testing.T) {
 	}
 	if _, err := (&XL{Path: filepath.Join(h.Dir, "no-such-xl")}).List(context.Background()); err == nil {
 		t.Fatal("List with a missing xl binary succeeded")
+	}
+}
+
+// A host without room for the domain: ErrNoMemory from create and restore.
+func TestXLFakeNoMemory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newFakeHost(t)
+	h.XL.Env = append(h.XL.Env, "FAKEXL_TOTAL_MEMORY=1600") // 64 MiB beside dom0's 1536
+	if err := h.XL.Create(ctx, writeCfg(t, h.Dir, "a", 48)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.XL.Create(ctx, writeCfg(t, h.Dir, "b", 48)); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("create beyond free memory: %v, want ErrNoMemory", err)
+	}
+	img := filepath.Join(h.Dir, "a.img")
+	if err := h.XL.Save(ctx, "a", img, SaveOptions{Mode: SaveKeepRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.XL.Restore(ctx, img, RestoreOptions{ConfigPath: writeCfg(t, h.Dir, "b", 48)}); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("restore beyond free memory: %v, want ErrNoMemory", err)
 	}
 }

@@ -56,17 +56,23 @@ func TestParseListTableRealSamples(t *testing.T) {
 	}
 }
 
-// The row xl printed for a guest whose save was killed mid-way (nested lab,
-// TestRealXL): the fifth flag is the shutdown reason, here "suspend".
+// A save killed half way (its process group, as the driver kills on a
+// deadline) leaves the guest suspended: the fifth flag is the shutdown
+// reason, "s" for suspend, and unpause cannot wake it.
 func TestParseListTableSuspendedRow(t *testing.T) {
-	out := "Name                                        ID   Mem VCPUs\tState\tTime(s)\n" +
-		"tiny                                         6   128     1     ---ss-       0.1\n"
-	rows, err := parseListTable(out)
-	if err != nil || len(rows) != 1 || rows[0].Flags != "---ss-" || StateFromFlags(rows[0].Flags) != StateShutdown {
-		t.Fatalf("got %+v, %v", rows, err)
+	for _, f := range []string{"lab-killed-save/02-xl-list.txt", "lab-killed-save/05-xl-list-tiny.txt"} {
+		rows, err := parseListTable(loadSample(t, f).Stdout)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		r := rows[len(rows)-1]
+		if r.Name != "tiny" || r.ID != 12 || r.Flags != "---ss-" || StateFromFlags(r.Flags) != StateShutdown {
+			t.Errorf("%s: got %+v", f, r)
+		}
 	}
-	rows, err = parseListTable(strings.Replace(out, "---ss-", "---sX-", 1))
-	if err != nil || StateFromFlags(rows[0].Flags) != StateUnknown {
+	out := loadSample(t, "lab-killed-save/02-xl-list.txt").Stdout
+	rows, err := parseListTable(strings.Replace(out, "---ss-", "---sX-", 1))
+	if err != nil || StateFromFlags(rows[1].Flags) != StateUnknown {
 		t.Fatalf("unknown flag: %+v, %v", rows, err)
 	}
 }

@@ -100,6 +100,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "fail":
 		return c.fail(verb, rest)
 	case "hang":
+		if verb == "save" { // hang inside the save: the guest is suspended by then
+			if _, pos := flags(rest, "cpD"); len(pos) > 0 {
+				c.persistSuspended(pos[0])
+			}
+		}
 		st.hang()
 	case "truncate":
 		defer func() { c.truncateSaved(rest) }()
@@ -116,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // fail is the "fail" fault: the verb fails the way real xl fails at it, and
 // the domain is left as xl leaves it.
 func (c *xlCall) fail(verb string, args []string) int {
-	id := c.allocID()
+	id := 0
 	defer func() { c.state.Sim = c.sim.Export(); c.st.save(c.state) }()
 	switch verb {
 	case "save":
@@ -131,7 +136,17 @@ func (c *xlCall) fail(verb string, args []string) int {
 		}
 		fmt.Fprint(c.stderr, msgSaveNoSpace(id))
 	case "restore":
-		fmt.Fprint(c.stderr, msgRestoreCut(id))
+		fmt.Fprint(c.stderr, msgRestoreCut(c.allocID())) // xl took an id for the domain it could not build
+	case "pause", "unpause":
+		// xl's way to fail at these: libxl's error, the domain unchanged, exit 0.
+		verbing := map[string]string{"pause": "Pausing", "unpause": "Unpausing"}[verb]
+		if len(args) > 0 {
+			if d, ok := c.lookup(args[0]); ok {
+				id = d.ID
+			}
+		}
+		fmt.Fprintf(c.stderr, "libxl: error: libxl_domain.c:587:libxl_domain_%s: Domain %d:%s domain: Invalid argument\n", verb, id, verbing)
+		return 0
 	default:
 		fmt.Fprintf(c.stderr, "libxl: error: fakexl: injected failure of %s\n", verb)
 	}

@@ -65,12 +65,26 @@ func (c *xlCall) save(args []string) int {
 		fmt.Fprint(c.stderr, msgSuspendTimeout(d.ID))
 		return 1
 	}
+	c.persistSuspended(d.Name)
 	if err := c.sim.Save(ctx, d.Name, path, opts); err != nil {
 		fmt.Fprintf(c.stderr, "libxl: error: fakexl: %v\nFailed to save domain, resuming domain\n", err)
 		return 1
 	}
 	fmt.Fprint(c.stderr, saveProgress(d.MemoryMiB*256))
 	return 0
+}
+
+// persistSuspended records the domain as suspended before the image is
+// written, so that a fake xl killed mid-save leaves what a killed real one
+// leaves: a suspended guest ("---ss-") that unpause cannot wake. The normal
+// end of the call stores the real outcome over it.
+func (c *xlCall) persistSuspended(dom string) {
+	snap := &xen.Sim{}
+	snap.Import(c.sim.Export())
+	snap.Suspend(ctx, dom)
+	st := c.state
+	st.Sim = snap.Export()
+	c.st.save(st)
 }
 
 // saveDom0 is xl's failure to save dom0 (xen/testdata/xl-interface), which
