@@ -114,3 +114,8 @@ func (s Subjects) Command(host, verb string) string {
 func (s Subjects) HostCommands(host string) string {
 	return s.prefix() + ".cmd." + EscapeToken(host) + ".>"
 }
+
+// Supervisor is the request subject the leading supervisor answers
+// (<prefix>.supervisor.<verb>): only the leader subscribes, so a request
+// reaches the supervisor that can act on it, or no one.
+func (s Subjects) Supervisor(verb string) string { return s.prefix() + ".supervisor." + verb }

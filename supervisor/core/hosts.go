@@ -37,10 +37,15 @@ func (m *machine) onBeat(in HostBeat) error {
 	// A beat the detector had not seen when it declared the host failed
 	// proves the host is alive again.
 	fresh := in.Incarnation != h.Incarnation || in.Seq > h.FailSeq
+	restarted := h.Incarnation != "" && in.Incarnation != h.Incarnation
+	silent := m.silentTooLong(h, m.now)
 	h.Incarnation, h.BeatSeq = in.Incarnation, in.Seq
 	h.LastBeat = later(h.LastBeat, m.now)
 	h.CapacityMiB, h.FreeMiB = in.CapacityMiB, in.FreeMiB
-	if (h.State == HostFailed || h.State == HostFenced) && fresh {
+	// A new incarnation is a new agent, perhaps a rebooted host, and an
+	// agent silent for fence_self_timeout may have destroyed its domains:
+	// neither reports vm.failed for what it lost. Its domain list tells.
+	if ((h.State == HostFailed || h.State == HostFenced) && fresh) || restarted || silent {
 		m.rejoin(h)
 	}
 	domains := make(map[string]bool, len(in.Domains))
@@ -102,12 +107,14 @@ func (m *machine) onRecovered(in NodeRecovered) error {
 		return err
 	}
 	m.touchHost(h.Name)
+	// LastBeat of node.recovered is the beat that brought the host back.
+	silent := m.silentTooLong(h, in.LastBeat)
 	h.LastBeat = later(h.LastBeat, in.LastBeat)
-	switch h.State {
-	case HostSuspect:
-		h.State = HostHealthy
-	case HostFailed, HostFenced:
+	switch {
+	case h.State == HostFailed || h.State == HostFenced || in.NewIncarnation || silent:
 		m.rejoin(h)
+	case h.State == HostSuspect:
+		h.State = HostHealthy
 	}
 	return nil
 }
@@ -224,13 +231,23 @@ func (m *machine) fenced(h *Host, method string, e Epoch) {
 	}
 }
 
-// gone records that v's copy on v.Host no longer exists.
+// gone records that v's copy on v.Host no longer exists; a destroy of it in
+// flight is moot.
 func (m *machine) gone(v *VM) {
 	m.touchVM(v.Name)
+	if v.Op != nil && v.Op.Kind == OpDestroy && v.Op.Host == v.Host {
+		v.Op = nil
+	}
 	if v.Host != "" {
 		v.Prev = v.Host
 	}
 	v.Host, v.Seq = "", 0
+}
+
+// silentTooLong reports whether a beat at t comes fence_self_timeout or more
+// after the previous one: long enough for the agent to have fenced itself.
+func (m *machine) silentTooLong(h *Host, t time.Time) bool {
+	return !h.LastBeat.IsZero() && !t.IsZero() && t.Sub(h.LastBeat) >= m.p.FenceSelfTimeout
 }
 
 // rejoin: a failed or fenced host is alive. It gets no work until it has

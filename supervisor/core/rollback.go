@@ -218,7 +218,7 @@ func restoreKind(seq uint64) OpKind {
 func (m *machine) stepStopping(g *Group, v *VM) {
 	if v.Host == "" {
 		m.touchVM(v.Name)
-		v.State = VMPending
+		v.State, v.Op = VMPending, nil
 		return
 	}
 	h := m.s.Hosts[v.Host]
