@@ -1,0 +1,238 @@
+package core
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// world is a simulated cluster that obeys the core's commands the way agents
+// do, so that the property test can check the core against the truth rather
+// than against its own beliefs: which domains really run where. Agents obey
+// the contract doc.go states: commands are idempotent, an agent refuses a
+// command for a VM older than one it obeyed for that VM, and an agent cut off
+// from the bus destroys its domains after fence_self_timeout.
+type world struct {
+	t     testing.TB
+	s     *State
+	now   time.Time
+	term  uint64
+	hosts map[string]*whost
+	names []string // host names, sorted
+	vms   map[string]VMConfig
+	vmIDs []string
+	// catalog: the newest committed checkpoint per group, and the images
+	// that fail verification ("group/seq/vm").
+	ckpt    map[string]uint64
+	corrupt map[string]bool
+	queue   []Command // commands sent and not answered yet
+	// failures makes agents fail commands at random (off while healing,
+	// when the expensive per-step checks are skipped too)
+	failures bool
+	pick     *picker
+	steps    int
+}
+
+// whost is one host as it really is.
+type whost struct {
+	name     string
+	memMiB   int64
+	up       bool // powered and its agent running
+	cut      bool // partitioned from the bus: no beats, no commands
+	cutAt    time.Time
+	inc      int
+	seq      uint64
+	lastBeat time.Time
+	doms     map[string]wdom
+	high     map[string]Epoch // per VM, the newest epoch obeyed
+	term     uint64           // the newest leader term obeyed
+	fenceCmd bool             // has a fence command (power off)
+}
+
+// wdom is a domain: the checkpoint it was restored from (-1: the original,
+// 0: cold start) and whether it runs or is paused.
+type wdom struct {
+	seq     int64
+	running bool
+}
+
+func (w *world) violation(format string, args ...any) {
+	w.t.Helper()
+	w.t.Fatalf("step %d at +%s: "+format, append([]any{w.steps, w.now.Sub(t0)}, args...)...)
+}
+
+// copies lists the hosts (up) that hold a domain of vm.
+func (w *world) copies(vm string) (running, paused []string) {
+	for _, name := range w.names {
+		h := w.hosts[name]
+		if d, ok := h.doms[vm]; ok && h.up {
+			if d.running {
+				running = append(running, name)
+			} else {
+				paused = append(paused, name)
+			}
+		}
+	}
+	return running, paused
+}
+
+// checkOneRunning is the safety property: no VM ever runs twice.
+func (w *world) checkOneRunning() {
+	for _, vm := range w.vmIDs {
+		if running, _ := w.copies(vm); len(running) > 1 {
+			w.violation("vm %s runs on %v", vm, running)
+		}
+	}
+}
+
+// admit applies the agent's epoch rule; false means stale_epoch (the shell
+// drops such a reply: it lost the lease).
+func (h *whost) admit(vm string, e Epoch) bool {
+	if e.Term < h.term || e.Less(h.high[vm]) {
+		return false
+	}
+	h.high[vm], h.term = e, e.Term
+	return true
+}
+
+// exec runs c on the world and returns its result; ok is false when no answer
+// is fed back (a stale_epoch reply).
+func (w *world) exec(c Command) (Result, bool) {
+	r := c.Op()
+	r.At = w.now
+	fail := func() (Outcome, bool) {
+		if !w.failures {
+			return "", false
+		}
+		switch w.pick.intn(10) {
+		case 0:
+			return OutcomeRetryable, true
+		case 1:
+			return OutcomePermanent, true
+		}
+		return "", false
+	}
+	done := func(o Outcome) (Result, bool) { r.Outcome = o; return r, true }
+	if g, ok := c.(CheckpointGroup); ok {
+		if o, failed := fail(); failed {
+			return done(o)
+		}
+		defer w.commit(g.Group)
+		return done(OutcomeOK)
+	}
+	h := w.hosts[r.Host]
+	if f, ok := c.(FenceHost); ok {
+		if !h.fenceCmd {
+			return done(OutcomePermanent)
+		}
+		if o, failed := fail(); failed && o == OutcomeRetryable {
+			return done(o)
+		}
+		_ = f
+		h.up, h.doms = false, map[string]wdom{}
+		return done(OutcomeOK)
+	}
+	if !h.up || h.cut {
+		return done(OutcomeRetryable) // no answer in time
+	}
+	if !h.admit(r.VM, r.Epoch) {
+		return r, false
+	}
+	switch c := c.(type) {
+	case DestroyVM:
+		delete(h.doms, c.VM)
+		return done(OutcomeOK)
+	case RestoreVM, ColdStartVM:
+		seq := int64(0)
+		if rc, ok := c.(RestoreVM); ok {
+			seq = int64(rc.Seq)
+			if w.corrupt[fmt.Sprintf("%s/%d/%s", rc.Group, rc.Seq, rc.VM)] {
+				return done(OutcomeImageCorrupt)
+			}
+		}
+		if o, failed := fail(); failed {
+			return done(o)
+		}
+		// Fence before restart, checked against the truth for the
+		// restore the core awaits. A late send it gave up on may still
+		// run here (a paused copy that nothing will unpause: its newer
+		// commands for the VM never reached this agent); the beats then
+		// show it and the core has it destroyed.
+		if v := w.s.VMs[r.VM]; v != nil && v.Op != nil && v.Op.Epoch == r.Epoch {
+			if running, _ := w.copies(r.VM); len(running) > 0 {
+				w.violation("%s while %s runs on %v", c, r.VM, running)
+			}
+		}
+		if d, ok := h.doms[r.VM]; ok && d.seq == seq {
+			return done(OutcomeOK) // idempotent
+		}
+		h.doms[r.VM] = wdom{seq: seq}
+		return done(OutcomeOK)
+	case UnpauseVM:
+		d, ok := h.doms[c.VM]
+		if !ok {
+			return done(OutcomePermanent)
+		}
+		if o, failed := fail(); failed && o == OutcomeRetryable {
+			return done(o)
+		}
+		d.running = true
+		h.doms[c.VM] = d
+		w.checkOneRunning()
+		return done(OutcomeOK)
+	}
+	w.violation("unknown command %T", c)
+	return r, false
+}
+
+// commit records a new checkpoint of g in the catalog; now and then one of
+// its images is corrupt.
+func (w *world) commit(g string) {
+	var members []string
+	for _, vm := range w.vmIDs {
+		if groupOf(w.vms[vm]) == g {
+			members = append(members, vm)
+		}
+	}
+	w.ckpt[g]++
+	seq := w.ckpt[g]
+	if w.failures && w.pick.intn(6) == 0 {
+		w.corrupt[fmt.Sprintf("%s/%d/%s", g, seq, members[w.pick.intn(len(members))])] = true
+	}
+	w.feed(CheckpointCommitted{At: w.now, Group: g, Seq: seq, VMs: members})
+}
+
+// beat delivers a heartbeat of every host that can reach the bus, and lets
+// cut-off agents fence themselves.
+func (w *world) beat() {
+	for _, name := range w.names {
+		h := w.hosts[name]
+		if h.up && h.cut && !w.now.Before(h.cutAt.Add(w.s.Policy.FenceSelfTimeout)) {
+			h.doms = map[string]wdom{}
+		}
+		if !h.up || h.cut {
+			continue
+		}
+		h.seq++
+		h.lastBeat = w.now
+		free := h.memMiB
+		for vm := range h.doms {
+			free -= w.vms[vm].MemoryMiB
+		}
+		w.feed(HostBeat{At: w.now, Host: name, Incarnation: fmt.Sprint("i", h.inc), Seq: h.seq,
+			CapacityMiB: h.memMiB, FreeMiB: max(free, 0), Domains: slices.Sorted(maps.Keys(h.doms))})
+	}
+}
+
+// describe renders the world, for failure messages.
+func (w *world) describe() string {
+	var b strings.Builder
+	for _, name := range w.names {
+		h := w.hosts[name]
+		fmt.Fprintf(&b, "  %s up=%t cut=%t doms=%v\n", name, h.up, h.cut, h.doms)
+	}
+	return b.String()
+}
