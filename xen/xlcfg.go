@@ -109,7 +109,7 @@ func ParseConfig(data []byte) (*Config, error) {
 			if old.Kind != CfgList || v.Kind != CfgList {
 				return nil, fmt.Errorf("xl config line %d: %q: += needs lists on both sides", p.line, key)
 			}
-			v = CfgValue{Kind: CfgList, List: append(append([]CfgValue(nil), old.List...), v.List...)}
+			v = CfgValue{Kind: CfgList, List: append(append([]CfgValue{}, old.List...), v.List...)}
 		}
 		if !seen {
 			c.Keys = append(c.Keys, key)
