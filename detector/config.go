@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"time"
 )
 
@@ -111,11 +110,25 @@ func DefaultConfig() Config {
 	}
 }
 
-// nameRE is the schema's name pattern (events/schema/envelope.json $defs/name).
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidName reports whether s can name a host, detector or plug-in in events.
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+// ValidName reports whether s can name a host, detector or plug-in in events:
+// the schema's name pattern ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$
+// (events/schema/envelope.json $defs/name), checked without a regexp because
+// the monitor checks every beat.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks the configuration; each error names its key under section
 // (usually "detector"), and all problems are reported at once.

@@ -9,13 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
@@ -44,6 +47,59 @@ type scaleConfig struct {
 	warmup   time.Duration
 	measure  time.Duration
 	det      detector.Config
+	profile  string // CPU profile of this process over the measured window
+	baseline bool   // a bare NATS subscriber instead of the Monitor
+}
+
+// receiver is the Monitor, or the bare subscriber it is compared with.
+type receiver interface {
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+	Metrics() detector.Metrics
+}
+
+// bareSubscriber receives the beats exactly as the Monitor does (a channel
+// subscription drained every 10 ms) and only counts them and their hosts:
+// the floor of what receiving 10,000 messages a second costs here.
+type bareSubscriber struct {
+	bus      *events.Bus
+	ready    chan struct{}
+	received atomic.Uint64
+	hosts    atomic.Int64
+}
+
+func (b *bareSubscriber) Ready() <-chan struct{} { return b.ready }
+func (b *bareSubscriber) Metrics() detector.Metrics {
+	return detector.Metrics{BeatsReceived: b.received.Load(), Hosts: int(b.hosts.Load())}
+}
+
+func (b *bareSubscriber) Run(ctx context.Context) error {
+	msgs := make(chan *nats.Msg, 1<<16)
+	sub, err := b.bus.Conn().ChanSubscribe(b.bus.Subjects().AllHeartbeats(), msgs)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	_ = b.bus.Conn().Flush()
+	close(b.ready)
+	seen := map[string]bool{}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for n := len(msgs); n > 0; n-- {
+			m := <-msgs
+			if !seen[m.Subject] {
+				seen[m.Subject] = true
+				b.hosts.Add(1)
+			}
+			b.received.Add(1)
+		}
+	}
 }
 
 type scaleJSON struct {
@@ -195,9 +251,16 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 	if err := bus.EnsureResources(ctx); err != nil {
 		return scaleJSON{}, err
 	}
-	mon, err := detector.NewMonitor(bus, cfg.det, log)
-	if err != nil {
-		return scaleJSON{}, err
+	var mon receiver
+	if cfg.baseline {
+		mon = &bareSubscriber{bus: bus, ready: make(chan struct{})}
+		fmt.Printf("  BASELINE: a bare NATS subscriber that only counts, in place of the Monitor\n")
+	} else {
+		m, err := detector.NewMonitor(bus, cfg.det, log)
+		if err != nil {
+			return scaleJSON{}, err
+		}
+		mon = m
 	}
 	mctx, mcancel := context.WithCancel(ctx)
 	var mwg sync.WaitGroup
@@ -235,6 +298,7 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 	fmt.Printf("  all hosts seen; warming up %s, then measuring %s\n", cfg.warmup, cfg.measure)
 	time.Sleep(cfg.warmup)
 
+	load0 := loadAvg()
 	m0, c0, t0 := mon.Metrics(), cpuTime(), time.Now()
 	b0, err := bea.cpu()
 	if err != nil {
@@ -244,8 +308,21 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 	if err != nil {
 		return scaleJSON{}, err
 	}
+	if cfg.profile != "" {
+		f, err := os.Create(cfg.profile)
+		if err != nil {
+			return scaleJSON{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return scaleJSON{}, err
+		}
+	}
 	time.Sleep(cfg.measure)
 	m1, c1, t1 := mon.Metrics(), cpuTime(), time.Now()
+	if cfg.profile != "" {
+		pprof.StopCPUProfile()
+	}
 	b1, err := bea.cpu()
 	if err != nil {
 		return scaleJSON{}, err
@@ -268,6 +345,7 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	m2 := mon.Metrics()
+	mcancel() // before the silence of the stopped beacons turns into failures
 
 	out := scaleJSON{
 		Hosts:               cfg.hosts,
@@ -284,7 +362,8 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 		BeatsReceivedTotal:  m2.BeatsReceived,
 		BeaconPublishFailed: failed,
 	}
-	fmt.Printf("\n  steady window %.1f s:\n", wall.Seconds())
+	fmt.Printf("\n  steady window %.1f s (load average before %s, after %s: other work on this machine\n"+
+		"  changes how many beats each wake-up of the NATS client finds, so repeat when in doubt):\n", wall.Seconds(), load0, loadAvg())
 	fmt.Printf("    detector process CPU (Monitor + NATS client + Go runtime): %.2f%% of one core  (target < 5%%)\n", out.DetectorCPUPercent)
 	fmt.Printf("    beacons child CPU (%d beacons, JSON encode + publish):     %.2f%% of one core\n", cfg.hosts, out.BeaconsCPUPercent)
 	fmt.Printf("    nats-server child CPU (routing the beats):                 %.2f%% of one core\n", out.ServerCPUPercent)
@@ -306,6 +385,19 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 	}
 	fmt.Printf("  target zero dropped beats in the steady window: %s (%d)\n\n", verdict, out.DroppedBeats)
 	return out, nil
+}
+
+// loadAvg is the 1-minute load average, or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
