@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/supervisor"
 )
 
 // Config is the whole configuration file. Each role reads the sections it
@@ -22,9 +23,12 @@ import (
 // XENFT_BUS_CONNECT_TIMEOUT; nested keys join with '_'; lists are
 // comma-separated), and by the command's flags, in rising precedence.
 type Config struct {
-	Log    LogConfig           `mapstructure:"log"`
-	Bus    events.BusConfig    `mapstructure:"bus"`
-	Server events.ServerConfig `mapstructure:"server"`
+	Log        LogConfig           `mapstructure:"log"`
+	Bus        events.BusConfig    `mapstructure:"bus"`
+	Server     events.ServerConfig `mapstructure:"server"`
+	Store      StoreConfig         `mapstructure:"store"`
+	Agent      AgentConfig         `mapstructure:"agent"`
+	Supervisor supervisor.Config   `mapstructure:"supervisor"`
 }
 
 // LogConfig is the "log" section.
@@ -47,9 +51,12 @@ func (c LogConfig) Validate(section string) error {
 // DefaultConfig is the configuration with no file, environment or flags.
 func DefaultConfig() Config {
 	return Config{
-		Log:    LogConfig{Level: "info"},
-		Bus:    events.DefaultBusConfig(),
-		Server: events.DefaultServerConfig(),
+		Log:        LogConfig{Level: "info"},
+		Bus:        events.DefaultBusConfig(),
+		Server:     events.DefaultServerConfig(),
+		Store:      StoreConfig{Backend: "dir", Dir: ".xenft/images"},
+		Agent:      defaultAgentConfig(),
+		Supervisor: supervisor.DefaultConfig(),
 	}
 }
 

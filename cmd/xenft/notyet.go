@@ -11,12 +11,8 @@ import (
 // does nothing yet and exits non-zero.
 func notYetCommands() []*cobra.Command {
 	roles := []struct{ use, short, issue string }{
-		{"agent", "Run the per-host agent: heartbeat beacon, checkpointer, restarter", "issues 3-6"},
 		{"detector", "Turn heartbeats into node.suspect/failed/recovered events; run plug-in detectors", "issue 3"},
-		{"supervisor", "Decide and drive fencing, group rollback, placement and restart", "issue 6"},
 		{"status", "Show hosts, VMs, groups and checkpoints", "issue 6"},
-		{"checkpoint", "Take, list, show and verify coordinated checkpoints", "issue 5"},
-		{"vm", "Restart or move a VM, set maintenance", "issue 6"},
 	}
 	var cmds []*cobra.Command
 	for _, r := range roles {

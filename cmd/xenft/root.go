@@ -49,6 +49,11 @@ Every setting can come from --config FILE (YAML), the environment
 		newEventsCommand(a),
 		newEventCommand(a),
 		newConfigCommand(a),
+		newAgentCommand(a),
+		newSupervisorCommand(a),
+		newVMCommand(a),
+		newGroupCommand(a),
+		newCheckpointCommand(a),
 		newVersionCommand(),
 	)
 	root.AddCommand(notYetCommands()...)
@@ -105,3 +110,4 @@ func signalContext(parent context.Context) (context.Context, context.CancelFunc)
 
 func validateBus(c Config) error    { return c.Bus.Validate("bus") }
 func validateServer(c Config) error { return c.Server.Validate("server") }
+func validateStore(c Config) error  { return c.Store.Validate("store") }

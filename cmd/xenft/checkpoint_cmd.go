@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/supervisor"
+)
+
+func newCheckpointCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "checkpoint", Short: "Take, list, show and verify coordinated checkpoints"}
+
+	var group string
+	var wait bool
+	var timeout time.Duration
+	now := &cobra.Command{
+		Use:   "now",
+		Short: "Ask the leading supervisor for a checkpoint of a group now",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if group == "" {
+				return usageErrorf("--group: required")
+			}
+			if err := a.setup(cmd, validateBus); err != nil {
+				return err
+			}
+			return withBus(cmd.Context(), a, func(bus *events.Bus) error {
+				rep, err := supervisor.RequestCheckpoint(cmd.Context(), bus, group, wait, timeout)
+				if err != nil {
+					return err
+				}
+				if rep.Record == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "checkpoint of %s started (see: xenft checkpoint list --group %s)\n", group, group)
+					return nil
+				}
+				r := rep.Record
+				fmt.Fprintf(cmd.OutOrStdout(), "checkpoint %s/%d committed: %d members, %s\n", r.Group, r.Seq, len(r.Members), r.Updated.Sub(r.Created).Round(time.Millisecond))
+				return nil
+			})
+		},
+	}
+	now.Flags().StringVar(&group, "group", "", "group to checkpoint (required)")
+	now.Flags().BoolVar(&wait, "wait", false, "wait until it is committed or aborted")
+	now.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to wait with --wait")
+	addBusFlags(a, now)
+
+	var listGroup string
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List checkpoints (all groups, or --group)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.setup(cmd, validateBus); err != nil {
+				return err
+			}
+			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, _ *events.Bus) error {
+				groups := []string{listGroup}
+				if listGroup == "" {
+					var err error
+					if groups, err = cat.Groups(cmd.Context()); err != nil {
+						return err
+					}
+				}
+				var all []checkpointer.Record
+				for _, g := range groups {
+					recs, err := cat.List(cmd.Context(), g)
+					if err != nil {
+						return err
+					}
+					all = append(all, recs...)
+				}
+				return printRecords(cmd.OutOrStdout(), all, asJSON)
+			})
+		},
+	}
+	list.Flags().StringVar(&listGroup, "group", "", "only this group")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	addBusFlags(a, list)
+
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show GROUP SEQ",
+		Short: "Show one checkpoint and its images",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseUint(args[1], 10, 64)
+			if err != nil {
+				return usageErrorf("SEQ: %q is not a checkpoint number", args[1])
+			}
+			if err := a.setup(cmd, validateBus); err != nil {
+				return err
+			}
+			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, _ *events.Bus) error {
+				r, err := cat.Get(cmd.Context(), args[0], seq)
+				if err != nil {
+					return err
+				}
+				if showJSON {
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(r)
+				}
+				printRecord(cmd.OutOrStdout(), r)
+				return nil
+			})
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	addBusFlags(a, show)
+
+	verify := &cobra.Command{
+		Use:   "verify GROUP",
+		Short: "Read every image of the group's committed checkpoints and report the latest that verifies",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.setup(cmd, validateBus, validateStore); err != nil {
+				return err
+			}
+			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, bus *events.Bus) error {
+				st, err := openStore(cmd.Context(), a.cfg.Store, bus)
+				if err != nil {
+					return err
+				}
+				r, rejected, err := cat.LatestVerified(cmd.Context(), args[0], st)
+				for _, rj := range rejected {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s/%d: REJECTED: %v\n", args[0], rj.Seq, rj.Reason)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%d: verified (%d images): the group rolls back to it\n", r.Group, r.Seq, len(r.Members))
+				return nil
+			})
+		},
+	}
+	addBusFlags(a, verify)
+	cmd.AddCommand(now, list, show, verify)
+	return cmd
+}
+
+func withBus(ctx context.Context, a *app, f func(*events.Bus) error) error {
+	cfg := a.cfg.Bus
+	cfg.ClientName = "xenft-cli"
+	bus, err := events.Connect(cfg, a.log)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	return f(bus)
+}
+
+func withCatalog(ctx context.Context, a *app, f func(*checkpointer.Catalog, *events.Bus) error) error {
+	return withBus(ctx, a, func(bus *events.Bus) error {
+		kv, err := bus.KV(ctx, bus.Names().Checkpoints())
+		if err != nil {
+			return fmt.Errorf("%w (has a supervisor or server run against this bus?)", err)
+		}
+		return f(checkpointer.NewCatalog(kv), bus)
+	})
+}
+
+func printRecords(out io.Writer, recs []checkpointer.Record, asJSON bool) error {
+	if asJSON {
+		if recs == nil {
+			recs = []checkpointer.Record{}
+		}
+		return json.NewEncoder(out).Encode(recs)
+	}
+	fmt.Fprintf(out, "%-16s %6s %-10s %-20s %8s %10s %s\n", "GROUP", "SEQ", "STATE", "CREATED", "MEMBERS", "SIZE MiB", "REASON")
+	for _, r := range recs {
+		var size int64
+		for _, m := range r.Members {
+			size += m.Size
+		}
+		fmt.Fprintf(out, "%-16s %6d %-10s %-20s %8d %10.1f %s\n", r.Group, r.Seq, r.State, r.Created.Local().Format("2006-01-02 15:04:05"), len(r.Members), float64(size)/(1<<20), r.Reason)
+	}
+	return nil
+}
+
+func printRecord(out io.Writer, r checkpointer.Record) {
+	fmt.Fprintf(out, "checkpoint %s/%d: %s\n  created %s by %s (epoch %d.%d), updated %s\n", r.Group, r.Seq, r.State,
+		r.Created.Local().Format(time.RFC3339), r.Coordinator, r.Epoch.Term, r.Epoch.Seq, r.Updated.Local().Format(time.RFC3339))
+	if r.Reason != "" {
+		fmt.Fprintf(out, "  reason: %s\n", r.Reason)
+	}
+	fmt.Fprintf(out, "  %-16s %-12s %-28s %12s %9s  %s\n", "VM", "HOST", "IMAGE", "BYTES", "PAUSED", "SHA256")
+	for _, m := range r.Members {
+		fmt.Fprintf(out, "  %-16s %-12s %-28s %12d %7dms  %s\n", m.VM, m.Host, m.ImageKey, m.Size, m.PausedMs, m.SHA256)
+	}
+}
+

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/store"
+)
+
+// StoreConfig is the "store" section: where checkpoint images live. Agents
+// write there and the supervisor prunes there, so all must name the same.
+type StoreConfig struct {
+	// Backend is "dir" (a directory every host mounts: local for one host,
+	// NFS/Lustre/GPFS for many) or "nats" (the xenft_images object store).
+	Backend string `mapstructure:"backend"`
+	// Dir is the root of the dir backend.
+	Dir string `mapstructure:"dir"`
+}
+
+// Validate names the offending key under section.
+func (c StoreConfig) Validate(section string) error {
+	switch c.Backend {
+	case "dir":
+		if c.Dir == "" {
+			return fmt.Errorf("%s.dir: required when %s.backend is dir", section, section)
+		}
+	case "nats":
+	default:
+		return fmt.Errorf("%s.backend: %q is not one of dir, nats", section, c.Backend)
+	}
+	return nil
+}
+
+// openStore opens the configured image store.
+func openStore(ctx context.Context, c StoreConfig, bus *events.Bus) (store.ImageStore, error) {
+	if c.Backend == "nats" {
+		obj, err := bus.JetStream().ObjectStore(ctx, bus.Names().Images())
+		if err != nil {
+			return nil, fmt.Errorf("image object store: %w", err)
+		}
+		return store.NewNATS(obj), nil
+	}
+	return store.NewDir(c.Dir)
+}
