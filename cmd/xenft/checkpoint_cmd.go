@@ -195,4 +195,3 @@ func printRecord(out io.Writer, r checkpointer.Record) {
 		fmt.Fprintf(out, "  %-16s %-12s %-28s %12d %7dms  %s\n", m.VM, m.Host, m.ImageKey, m.Size, m.PausedMs, m.SHA256)
 	}
 }
-

@@ -18,8 +18,8 @@ type app struct {
 	// flags maps each command's flag names to configuration keys; only the
 	// running command's flags are bound, since several commands share keys.
 	flags map[*cobra.Command]map[string]string
-	cfg        Config
-	log        hclog.Logger
+	cfg   Config
+	log   hclog.Logger
 }
 
 func newRootCommand() *cobra.Command {
