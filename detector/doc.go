@@ -1,8 +1,33 @@
 // Package detector turns heartbeats into node events.
 //
-// The Beacon (run by every agent) publishes a heartbeat on <prefix>.hb.<host>.
-// The Monitor (run by xenft detector) keeps a window of inter-arrival times per
-// host, computes the phi-accrual suspicion level, and publishes node.suspect,
-// node.failed and node.recovered. Plug-in detectors run site commands on a
-// schedule and publish node.fault. Detectors only publish events; they never act.
+// Three parts, one concept per file:
+//
+//   - Beacon (beacon.go), run by `xenft agent` on every host: publishes a
+//     Heartbeat (heartbeat.go) on <prefix>.hb.<host>, core NATS, every
+//     BeaconConfig.Interval, with the host's incarnation (new at every start),
+//     a sequence number and the latest HostInventory listing, which a separate
+//     loop refreshes so a slow toolstack never delays a beat.
+//   - Monitor (monitor.go), run by `xenft detector`: subscribes to every
+//     host's beats and feeds a Tracker (tracker.go), the pure decision core:
+//     per host a Window of inter-arrival times (phi.go) and a state machine
+//     alive -> suspect -> failed -> alive, driven only by Beat(heartbeat,
+//     receive time) and Tick(now), with no clock, goroutine, I/O or logging
+//     inside. Its Transitions become node.suspect, node.failed and
+//     node.recovered events with deterministic ids (ids.go), so that several
+//     detectors store each transition once. The Monitor also runs the exec
+//     plug-ins of Config.Plugins (plugin.go), which publish node.fault.
+//   - The QoS benchmark (bench/detect) drives the same Tracker on a
+//     simulated clock.
+//
+// Detectors only publish events; they never act on hosts.
+//
+// Ownership and concurrency: a Beacon's Run owns its sequence number; its
+// inventory loop hands the latest listing over through an atomic pointer. A
+// Monitor's Run goroutine owns the Tracker; publishing goes through
+// per-host-ordered queues served by a few goroutines, and each plug-in has
+// its own goroutine. Run (of either) is called once and returns after every
+// goroutine it started has ended. Stats, Metrics, Incarnation, ID and Ready
+// are safe to call from any goroutine. A Tracker or Window is not safe for
+// concurrent use. See docs/detectors.md for the model, defaults and
+// benchmarks.
 package detector
