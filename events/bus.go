@@ -194,6 +194,27 @@ func (b *Bus) EnsureResources(ctx context.Context) error {
 	return nil
 }
 
+// imageUploadWindow bounds the 1 MiB chunks of one image upload in flight:
+// the object store publishes chunks asynchronously, and an unbounded window
+// overflows the stream's ingest queue, which the server answers with 429
+// "too many requests" and drops the chunk.
+const imageUploadWindow = 16
+
+// Images opens the checkpoint image object store through a JetStream context
+// of its own whose async publish window is bounded (imageUploadWindow), so
+// uploads neither overrun the server nor hold up event publishing.
+func (b *Bus) Images(ctx context.Context) (jetstream.ObjectStore, error) {
+	js, err := jetstream.New(b.nc, jetstream.WithDefaultTimeout(b.cfg.RequestTimeout), jetstream.WithPublishAsyncMaxPending(imageUploadWindow))
+	if err != nil {
+		return nil, err
+	}
+	obj, err := js.ObjectStore(ctx, b.names.Images())
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
+	}
+	return obj, nil
+}
+
 // KV opens one of the installation's key-value buckets by name (see Names).
 func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	kv, err := b.js.KeyValue(ctx, bucket)

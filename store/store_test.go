@@ -34,7 +34,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) store.ImageStore {
 			b := eventstest.Bus(t, eventstest.Server(t))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			obj, err := b.JetStream().ObjectStore(ctx, b.Names().Images())
+			obj, err := b.Images(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

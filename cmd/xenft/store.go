@@ -35,7 +35,7 @@ func (c StoreConfig) Validate(section string) error {
 // openStore opens the configured image store.
 func openStore(ctx context.Context, c StoreConfig, bus *events.Bus) (store.ImageStore, error) {
 	if c.Backend == "nats" {
-		obj, err := bus.JetStream().ObjectStore(ctx, bus.Names().Images())
+		obj, err := bus.Images(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("image object store: %w", err)
 		}
