@@ -3,12 +3,13 @@
 //
 //   - checkpoint wall time and the group's pause (the longest member pause)
 //     with resume after-all and with resume early;
+//
 //   - image store throughput of both stores (dir, nats) as a ratio to `cp`
 //     followed by `sync` of the same bytes on the same disk (Put fsyncs, so
 //     cp must too for the comparison to be fair).
 //
-//	go run ./bench/checkpoint          # 3 checkpoints per mode, 256 MiB domains
-//	go run ./bench/checkpoint -quick   # 1 per mode; under 60 s
+//     go run ./bench/checkpoint          # 3 checkpoints per mode, 256 MiB domains
+//     go run ./bench/checkpoint -quick   # 1 per mode; under 60 s
 //
 // The last line is one JSON object with dir_vs_cp, nats_vs_cp, wall_ms,
 // pause_ms_after_all and pause_ms_early.
