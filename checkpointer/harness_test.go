@@ -136,6 +136,7 @@ type clusterOptions struct {
 	hosts    int
 	useXL    bool // the production xl driver exec'ing the fake xl
 	maxPause time.Duration
+	hook     string // the agents' snapshot hook
 }
 
 func newCluster(t *testing.T, o clusterOptions) *cluster {
@@ -177,6 +178,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		if o.maxPause > 0 {
 			cfg.MaxPause = o.maxPause
 		}
+		cfg.SnapshotHook = o.hook
 		ex, err := executor.New(rec, st, cfg, &events.EpochGuard{}, log.Named(host))
 		if err != nil {
 			t.Fatal(err)
