@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/checkpointer/executor"
+	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/xen"
 )
@@ -94,13 +95,14 @@ func bootSimDomains(ctx context.Context, hv xen.Hypervisor, specs []string, dir 
 func newAgentCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run the per-host agent: checkpointer (and, as they land, beacon and restarter)",
+		Short: "Run the per-host agent: heartbeat beacon and checkpointer (restarter as issue 6 lands)",
 		Long: `Runs in dom0 of every Xen host. It answers the supervisor's commands for this
 host's domains through the xl toolstack (or the sim driver), and runs until
 SIGINT or SIGTERM; domains it paused for a checkpoint are unpaused on stop.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.setup(cmd, validateBus, validateStore, func(c Config) error { return c.Agent.Validate("agent") }); err != nil {
+			if err := a.setup(cmd, validateBus, validateStore, func(c Config) error { return c.Agent.Validate("agent") },
+				func(c Config) error { return c.Heartbeat.Validate("heartbeat") }); err != nil {
 				return err
 			}
 			ctx, stop := signalContext(cmd.Context())
@@ -154,8 +156,22 @@ func runAgent(ctx context.Context, a *app) error {
 		defer cancel()
 		ex.Close(cctx)
 	}()
-	log.Info("agent ready", "driver", cfg.Agent.Driver)
+	beacon, err := detector.NewBeacon(bus, cfg.Agent.Host, hostInventory{hv}, cfg.Heartbeat, log)
+	if err != nil {
+		return err
+	}
+	log.Info("agent ready", "driver", cfg.Agent.Driver, "incarnation", beacon.Incarnation())
+	// The beacon and the command server share the agent's life: when either
+	// stops, both do.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	beaconDone := make(chan error, 1)
+	go func() { defer cancel(); beaconDone <- beacon.Run(ctx) }()
 	err = bus.ServeCommands(ctx, cfg.Agent.Host, ex.Handlers(), 16)
+	cancel()
+	if berr := <-beaconDone; berr != nil && !errors.Is(berr, context.Canceled) {
+		return fmt.Errorf("heartbeat beacon: %w", berr)
+	}
 	if errors.Is(err, events.ErrStopped) {
 		return nil
 	}

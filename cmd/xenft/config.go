@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/supervisor"
 )
@@ -23,12 +26,14 @@ import (
 // XENFT_BUS_CONNECT_TIMEOUT; nested keys join with '_'; lists are
 // comma-separated), and by the command's flags, in rising precedence.
 type Config struct {
-	Log        LogConfig           `mapstructure:"log"`
-	Bus        events.BusConfig    `mapstructure:"bus"`
-	Server     events.ServerConfig `mapstructure:"server"`
-	Store      StoreConfig         `mapstructure:"store"`
-	Agent      AgentConfig         `mapstructure:"agent"`
-	Supervisor supervisor.Config   `mapstructure:"supervisor"`
+	Log        LogConfig             `mapstructure:"log"`
+	Bus        events.BusConfig      `mapstructure:"bus"`
+	Server     events.ServerConfig   `mapstructure:"server"`
+	Store      StoreConfig           `mapstructure:"store"`
+	Agent      AgentConfig           `mapstructure:"agent"`
+	Supervisor supervisor.Config     `mapstructure:"supervisor"`
+	Detector   detector.Config       `mapstructure:"detector"`
+	Heartbeat  detector.BeaconConfig `mapstructure:"heartbeat"`
 }
 
 // LogConfig is the "log" section.
@@ -57,6 +62,8 @@ func DefaultConfig() Config {
 		Store:      StoreConfig{Backend: "dir", Dir: ".xenft/images"},
 		Agent:      defaultAgentConfig(),
 		Supervisor: supervisor.DefaultConfig(),
+		Detector:   detector.DefaultConfig(),
+		Heartbeat:  detector.DefaultBeaconConfig(),
 	}
 }
 
@@ -131,11 +138,30 @@ func (l *loader) load(file string) (Config, error) {
 		}
 	}
 	var cfg Config
-	if err := l.v.Unmarshal(&cfg); err != nil {
+	hooks := mapstructure.ComposeDecodeHookFunc(jsonListHook, mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	if err := l.v.Unmarshal(&cfg, viper.DecodeHook(hooks)); err != nil {
 		msg := strings.TrimPrefix(oneLine(err.Error()), "decoding failed due to the following error(s):; ")
 		return Config{}, usageErrorf("configuration: %s", msg)
 	}
 	return cfg, nil
+}
+
+// jsonListHook lets the environment set a list of structs (detector.plugins)
+// as JSON: XENFT_DETECTOR_PLUGINS='[{"name":"ipmi","command":"/usr/lib/xenft/ipmi-check"}]'.
+// The parsed maps are then decoded like the YAML file's, durations included.
+func jsonListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.Struct {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []any{}, nil
+	}
+	var list []any
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		return nil, fmt.Errorf("expected a JSON list: %w", err)
+	}
+	return list, nil
 }
 
 // unknownKeys lists keys in the file that Config does not have, so a typo is

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xenft/xenft/detector"
 )
 
 // envValueFor makes an override of the same type as def that differs from it.
@@ -27,6 +29,11 @@ func envValueFor(t *testing.T, key string, def any) (string, any) {
 		return (d + 3*time.Second).String(), d + 3*time.Second
 	case []string:
 		return "nats://a:1,nats://b:2", []string{"nats://a:1", "nats://b:2"}
+	case float64:
+		return fmt.Sprint(d + 1.5), d + 1.5
+	case []detector.PluginConfig:
+		return `[{"name":"ipmi","command":"/bin/true","interval":"7s","timeout":"2s"}]`,
+			[]detector.PluginConfig{{Name: "ipmi", Command: "/bin/true", Interval: 7 * time.Second, Timeout: 2 * time.Second}}
 	}
 	t.Fatalf("key %s: no env test value for type %T", key, def)
 	return "", nil

@@ -11,7 +11,6 @@ import (
 // does nothing yet and exits non-zero.
 func notYetCommands() []*cobra.Command {
 	roles := []struct{ use, short, issue string }{
-		{"detector", "Turn heartbeats into node.suspect/failed/recovered events; run plug-in detectors", "issue 3"},
 		{"status", "Show hosts, VMs, groups and checkpoints", "issue 6"},
 	}
 	var cmds []*cobra.Command

@@ -51,6 +51,7 @@ Every setting can come from --config FILE (YAML), the environment
 		newConfigCommand(a),
 		newAgentCommand(a),
 		newSupervisorCommand(a),
+		newDetectorCommand(a),
 		newVMCommand(a),
 		newGroupCommand(a),
 		newCheckpointCommand(a),
