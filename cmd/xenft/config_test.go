@@ -132,7 +132,9 @@ func TestExampleConfigsLoadAndValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, err := range []error{cfg.Log.Validate("log"), cfg.Bus.Validate("bus"), cfg.Server.Validate("server")} {
+			for _, err := range []error{cfg.Log.Validate("log"), cfg.Bus.Validate("bus"), cfg.Server.Validate("server"),
+				cfg.Store.Validate("store"), cfg.Agent.Validate("agent"), cfg.Supervisor.Validate("supervisor"),
+				cfg.Detector.Validate("detector"), cfg.Heartbeat.Validate("heartbeat")} {
 				if err != nil {
 					t.Error(err)
 				}
