@@ -31,6 +31,16 @@ lint:
 ## fuzz: a short run of every fuzz target (FUZZTIME=60s for longer)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./events
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzParseListTable$$' -fuzztime $(FUZZTIME) ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzParseListJSON$$' -fuzztime $(FUZZTIME) ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $(FUZZTIME) ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeartbeat$$' -fuzztime $(FUZZTIME) ./detector
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./supervisor/core
+
+## xen-e2e: real Xen 4.17 nested under QEMU; the xl driver's TestRealXL in dom0 (root for apt-get, ~4 GB RAM, 1-2 min)
+xen-e2e:
+	GO=$(GO) bash xen/lab/xen-e2e.sh
 
 clean:
 	rm -rf bin .xenft
