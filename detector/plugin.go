@@ -126,7 +126,7 @@ func (r *pluginRunner) event(f Finding, slot time.Time) (events.Event, error) {
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(f.Reason))
-	id := fmt.Sprintf("node.fault/%s/%s/%s/%d/%08x", f.Host, r.cfg.Name, f.Severity, slot.Unix(), h.Sum32())
+	id := fmt.Sprintf("node.fault/%s/%s/%s/%d/%08x", f.Host, r.cfg.Name, f.Severity, slot.UnixMilli(), h.Sum32())
 	if _, err := events.Encode(ev.WithID(id)); err != nil {
 		return events.Event{}, err
 	}
