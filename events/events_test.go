@@ -37,6 +37,10 @@ func samplePayloads() []Payload {
 		VMUnrecoverable{VM: "db", Reason: "no checkpoint and policy forbids cold start"},
 		GroupRolledBack{Group: "mpi", CheckpointSeq: 4, Members: members, Reason: "host n1 failed", DurationMs: 2100, Epoch: ep},
 		SupervisorLeader{Supervisor: "s1", Term: 3, Since: t0},
+		SupervisorRestartsPaused{Supervisor: "s1", Reason: "3 of 4 hosts failed within 1m"},
+		SupervisorRestartsResumed{Supervisor: "s1", Reason: "hosts back"},
+		SupervisorFenceFailed{Supervisor: "s1", Host: "n1", Error: "no fence command", Attempt: 1},
+		SupervisorDrainFailed{Supervisor: "s1", Group: "mpi", Error: "capture barrier timed out"},
 	}
 }
 
@@ -62,8 +66,8 @@ func TestEveryTypeHasASampleAndASchemaFile(t *testing.T) {
 			t.Errorf("no schema file for %s: %v", typ, err)
 		}
 	}
-	if len(Types()) != 18 {
-		t.Errorf("DESIGN.md names 18 event types, registry has %d", len(Types()))
+	if len(Types()) != 22 {
+		t.Errorf("DESIGN.md names 18 event types and the supervisor adds 4 notices; registry has %d", len(Types()))
 	}
 }
 

@@ -234,3 +234,36 @@ type SupervisorLeader struct {
 	Term       uint64    `json:"term"`
 	Since      time.Time `json:"since"`
 }
+
+// SupervisorRestartsPaused is the data of supervisor.restarts_paused: the
+// storm guard saw too many hosts fail at once and assumes the supervisor is
+// cut off, so it restarts nothing until the condition clears.
+type SupervisorRestartsPaused struct {
+	Supervisor string `json:"supervisor"`
+	Reason     string `json:"reason"`
+}
+
+// SupervisorRestartsResumed is the data of supervisor.restarts_resumed.
+type SupervisorRestartsResumed struct {
+	Supervisor string `json:"supervisor"`
+	Reason     string `json:"reason"`
+}
+
+// SupervisorFenceFailed is the data of supervisor.fence_failed: a fence
+// command failed (or none is configured); a silent host's self-fence deadline
+// may still fence it.
+type SupervisorFenceFailed struct {
+	Supervisor string `json:"supervisor"`
+	Host       string `json:"host"`
+	Error      string `json:"error"`
+	Attempt    int    `json:"attempt"`
+	Retryable  bool   `json:"retryable"`
+}
+
+// SupervisorDrainFailed is the data of supervisor.drain_failed: the
+// checkpoint before moving a group off a degraded host failed.
+type SupervisorDrainFailed struct {
+	Supervisor string `json:"supervisor"`
+	Group      string `json:"group"`
+	Error      string `json:"error"`
+}

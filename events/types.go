@@ -28,7 +28,11 @@ const (
 
 	TypeGroupRolledBack Type = "xenft.group.rolled_back"
 
-	TypeSupervisorLeader Type = "xenft.supervisor.leader"
+	TypeSupervisorLeader          Type = "xenft.supervisor.leader"
+	TypeSupervisorRestartsPaused  Type = "xenft.supervisor.restarts_paused"
+	TypeSupervisorRestartsResumed Type = "xenft.supervisor.restarts_resumed"
+	TypeSupervisorFenceFailed     Type = "xenft.supervisor.fence_failed"
+	TypeSupervisorDrainFailed     Type = "xenft.supervisor.drain_failed"
 )
 
 // Payload is the typed data of one event type. EntityID names what the event
@@ -48,24 +52,28 @@ type typeInfo struct {
 }
 
 var registry = map[Type]typeInfo{
-	TypeNodeSuspect:         {"node", "suspect", "host", func() Payload { return new(NodeSuspect) }},
-	TypeNodeFailed:          {"node", "failed", "host", func() Payload { return new(NodeFailed) }},
-	TypeNodeRecovered:       {"node", "recovered", "host", func() Payload { return new(NodeRecovered) }},
-	TypeNodeFault:           {"node", "fault", "host", func() Payload { return new(NodeFault) }},
-	TypeNodeFenced:          {"node", "fenced", "host", func() Payload { return new(NodeFenced) }},
-	TypeNodeQuarantined:     {"node", "quarantined", "host", func() Payload { return new(NodeQuarantined) }},
-	TypeNodeMaintenance:     {"node", "maintenance", "host", func() Payload { return new(NodeMaintenance) }},
-	TypeCheckpointStarted:   {"checkpoint", "started", "group", func() Payload { return new(CheckpointStarted) }},
-	TypeCheckpointCommitted: {"checkpoint", "committed", "group", func() Payload { return new(CheckpointCommitted) }},
-	TypeCheckpointAborted:   {"checkpoint", "aborted", "group", func() Payload { return new(CheckpointAborted) }},
-	TypeCheckpointDeleted:   {"checkpoint", "deleted", "group", func() Payload { return new(CheckpointDeleted) }},
-	TypeVMFailed:            {"vm", "failed", "vm", func() Payload { return new(VMFailed) }},
-	TypeVMRestarting:        {"vm", "restarting", "vm", func() Payload { return new(VMRestarting) }},
-	TypeVMRestarted:         {"vm", "restarted", "vm", func() Payload { return new(VMRestarted) }},
-	TypeVMRestartFailed:     {"vm", "restart_failed", "vm", func() Payload { return new(VMRestartFailed) }},
-	TypeVMUnrecoverable:     {"vm", "unrecoverable", "vm", func() Payload { return new(VMUnrecoverable) }},
-	TypeGroupRolledBack:     {"group", "rolled_back", "group", func() Payload { return new(GroupRolledBack) }},
-	TypeSupervisorLeader:    {"supervisor", "leader", "supervisor", func() Payload { return new(SupervisorLeader) }},
+	TypeNodeSuspect:               {"node", "suspect", "host", func() Payload { return new(NodeSuspect) }},
+	TypeNodeFailed:                {"node", "failed", "host", func() Payload { return new(NodeFailed) }},
+	TypeNodeRecovered:             {"node", "recovered", "host", func() Payload { return new(NodeRecovered) }},
+	TypeNodeFault:                 {"node", "fault", "host", func() Payload { return new(NodeFault) }},
+	TypeNodeFenced:                {"node", "fenced", "host", func() Payload { return new(NodeFenced) }},
+	TypeNodeQuarantined:           {"node", "quarantined", "host", func() Payload { return new(NodeQuarantined) }},
+	TypeNodeMaintenance:           {"node", "maintenance", "host", func() Payload { return new(NodeMaintenance) }},
+	TypeCheckpointStarted:         {"checkpoint", "started", "group", func() Payload { return new(CheckpointStarted) }},
+	TypeCheckpointCommitted:       {"checkpoint", "committed", "group", func() Payload { return new(CheckpointCommitted) }},
+	TypeCheckpointAborted:         {"checkpoint", "aborted", "group", func() Payload { return new(CheckpointAborted) }},
+	TypeCheckpointDeleted:         {"checkpoint", "deleted", "group", func() Payload { return new(CheckpointDeleted) }},
+	TypeVMFailed:                  {"vm", "failed", "vm", func() Payload { return new(VMFailed) }},
+	TypeVMRestarting:              {"vm", "restarting", "vm", func() Payload { return new(VMRestarting) }},
+	TypeVMRestarted:               {"vm", "restarted", "vm", func() Payload { return new(VMRestarted) }},
+	TypeVMRestartFailed:           {"vm", "restart_failed", "vm", func() Payload { return new(VMRestartFailed) }},
+	TypeVMUnrecoverable:           {"vm", "unrecoverable", "vm", func() Payload { return new(VMUnrecoverable) }},
+	TypeGroupRolledBack:           {"group", "rolled_back", "group", func() Payload { return new(GroupRolledBack) }},
+	TypeSupervisorLeader:          {"supervisor", "leader", "supervisor", func() Payload { return new(SupervisorLeader) }},
+	TypeSupervisorRestartsPaused:  {"supervisor", "restarts_paused", "supervisor", func() Payload { return new(SupervisorRestartsPaused) }},
+	TypeSupervisorRestartsResumed: {"supervisor", "restarts_resumed", "supervisor", func() Payload { return new(SupervisorRestartsResumed) }},
+	TypeSupervisorFenceFailed:     {"supervisor", "fence_failed", "supervisor", func() Payload { return new(SupervisorFenceFailed) }},
+	TypeSupervisorDrainFailed:     {"supervisor", "drain_failed", "supervisor", func() Payload { return new(SupervisorDrainFailed) }},
 }
 
 // Types returns every known event type, sorted.
@@ -105,40 +113,48 @@ func ParseType(s string) (Type, bool) {
 	return t, t.Known()
 }
 
-func (NodeSuspect) EventType() Type         { return TypeNodeSuspect }
-func (NodeFailed) EventType() Type          { return TypeNodeFailed }
-func (NodeRecovered) EventType() Type       { return TypeNodeRecovered }
-func (NodeFault) EventType() Type           { return TypeNodeFault }
-func (NodeFenced) EventType() Type          { return TypeNodeFenced }
-func (NodeQuarantined) EventType() Type     { return TypeNodeQuarantined }
-func (NodeMaintenance) EventType() Type     { return TypeNodeMaintenance }
-func (CheckpointStarted) EventType() Type   { return TypeCheckpointStarted }
-func (CheckpointCommitted) EventType() Type { return TypeCheckpointCommitted }
-func (CheckpointAborted) EventType() Type   { return TypeCheckpointAborted }
-func (CheckpointDeleted) EventType() Type   { return TypeCheckpointDeleted }
-func (VMFailed) EventType() Type            { return TypeVMFailed }
-func (VMRestarting) EventType() Type        { return TypeVMRestarting }
-func (VMRestarted) EventType() Type         { return TypeVMRestarted }
-func (VMRestartFailed) EventType() Type     { return TypeVMRestartFailed }
-func (VMUnrecoverable) EventType() Type     { return TypeVMUnrecoverable }
-func (GroupRolledBack) EventType() Type     { return TypeGroupRolledBack }
-func (SupervisorLeader) EventType() Type    { return TypeSupervisorLeader }
+func (NodeSuspect) EventType() Type               { return TypeNodeSuspect }
+func (NodeFailed) EventType() Type                { return TypeNodeFailed }
+func (NodeRecovered) EventType() Type             { return TypeNodeRecovered }
+func (NodeFault) EventType() Type                 { return TypeNodeFault }
+func (NodeFenced) EventType() Type                { return TypeNodeFenced }
+func (NodeQuarantined) EventType() Type           { return TypeNodeQuarantined }
+func (NodeMaintenance) EventType() Type           { return TypeNodeMaintenance }
+func (CheckpointStarted) EventType() Type         { return TypeCheckpointStarted }
+func (CheckpointCommitted) EventType() Type       { return TypeCheckpointCommitted }
+func (CheckpointAborted) EventType() Type         { return TypeCheckpointAborted }
+func (CheckpointDeleted) EventType() Type         { return TypeCheckpointDeleted }
+func (VMFailed) EventType() Type                  { return TypeVMFailed }
+func (VMRestarting) EventType() Type              { return TypeVMRestarting }
+func (VMRestarted) EventType() Type               { return TypeVMRestarted }
+func (VMRestartFailed) EventType() Type           { return TypeVMRestartFailed }
+func (VMUnrecoverable) EventType() Type           { return TypeVMUnrecoverable }
+func (GroupRolledBack) EventType() Type           { return TypeGroupRolledBack }
+func (SupervisorLeader) EventType() Type          { return TypeSupervisorLeader }
+func (SupervisorRestartsPaused) EventType() Type  { return TypeSupervisorRestartsPaused }
+func (SupervisorRestartsResumed) EventType() Type { return TypeSupervisorRestartsResumed }
+func (SupervisorFenceFailed) EventType() Type     { return TypeSupervisorFenceFailed }
+func (SupervisorDrainFailed) EventType() Type     { return TypeSupervisorDrainFailed }
 
-func (d NodeSuspect) EntityID() string         { return d.Host }
-func (d NodeFailed) EntityID() string          { return d.Host }
-func (d NodeRecovered) EntityID() string       { return d.Host }
-func (d NodeFault) EntityID() string           { return d.Host }
-func (d NodeFenced) EntityID() string          { return d.Host }
-func (d NodeQuarantined) EntityID() string     { return d.Host }
-func (d NodeMaintenance) EntityID() string     { return d.Host }
-func (d CheckpointStarted) EntityID() string   { return d.Group }
-func (d CheckpointCommitted) EntityID() string { return d.Group }
-func (d CheckpointAborted) EntityID() string   { return d.Group }
-func (d CheckpointDeleted) EntityID() string   { return d.Group }
-func (d VMFailed) EntityID() string            { return d.VM }
-func (d VMRestarting) EntityID() string        { return d.VM }
-func (d VMRestarted) EntityID() string         { return d.VM }
-func (d VMRestartFailed) EntityID() string     { return d.VM }
-func (d VMUnrecoverable) EntityID() string     { return d.VM }
-func (d GroupRolledBack) EntityID() string     { return d.Group }
-func (d SupervisorLeader) EntityID() string    { return d.Supervisor }
+func (d NodeSuspect) EntityID() string               { return d.Host }
+func (d NodeFailed) EntityID() string                { return d.Host }
+func (d NodeRecovered) EntityID() string             { return d.Host }
+func (d NodeFault) EntityID() string                 { return d.Host }
+func (d NodeFenced) EntityID() string                { return d.Host }
+func (d NodeQuarantined) EntityID() string           { return d.Host }
+func (d NodeMaintenance) EntityID() string           { return d.Host }
+func (d CheckpointStarted) EntityID() string         { return d.Group }
+func (d CheckpointCommitted) EntityID() string       { return d.Group }
+func (d CheckpointAborted) EntityID() string         { return d.Group }
+func (d CheckpointDeleted) EntityID() string         { return d.Group }
+func (d VMFailed) EntityID() string                  { return d.VM }
+func (d VMRestarting) EntityID() string              { return d.VM }
+func (d VMRestarted) EntityID() string               { return d.VM }
+func (d VMRestartFailed) EntityID() string           { return d.VM }
+func (d VMUnrecoverable) EntityID() string           { return d.VM }
+func (d GroupRolledBack) EntityID() string           { return d.Group }
+func (d SupervisorLeader) EntityID() string          { return d.Supervisor }
+func (d SupervisorRestartsPaused) EntityID() string  { return d.Supervisor }
+func (d SupervisorRestartsResumed) EntityID() string { return d.Supervisor }
+func (d SupervisorFenceFailed) EntityID() string     { return d.Supervisor }
+func (d SupervisorDrainFailed) EntityID() string     { return d.Supervisor }
