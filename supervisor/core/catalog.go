@@ -39,7 +39,7 @@ func (m *machine) onCommitted(in CheckpointCommitted) error {
 	}
 	if d := g.Drain; d != nil && in.Seq > d.After {
 		if seq, ok := g.latest(0); ok && seq == in.Seq {
-			m.startRollback(g, d.Reason, true)
+			m.startRollback(g, d.Reason, true, nil)
 		}
 	}
 	return nil

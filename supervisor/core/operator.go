@@ -116,7 +116,7 @@ func (m *machine) onRestart(in RestartVM) error {
 	}
 	m.touchGroup(g.Name)
 	g.Drain = nil
-	m.startRollback(g, "operator restart of "+v.Name, true)
+	m.startRollback(g, "operator restart of "+v.Name, true, nil)
 	return nil
 }
 

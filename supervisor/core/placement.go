@@ -49,10 +49,12 @@ func (m *machine) place() {
 			return
 		}
 		g := m.s.Groups[groupOf(v.VMConfig)]
-		h := m.choose(hosts, g, v)
-		if h == nil {
+		c := m.choose(hosts, g, v)
+		if c == nil {
 			continue
 		}
+		h := c.h
+		c.free -= v.MemoryMiB
 		inFlight++
 		m.touchHost(h.Name)
 		if h.Reserved == nil {
@@ -67,17 +69,23 @@ func (m *machine) place() {
 	}
 }
 
-// candidates are the hosts that may get work, sorted by name so that ties
-// between equal hosts break the same way every time.
-func (m *machine) candidates() []*Host {
-	var hs []*Host
+// candidate is a host that may get work and its free memory, kept up to
+// date as one placement pass fills it.
+type candidate struct {
+	h    *Host
+	free int64
+}
+
+// candidates are the hosts that may get work, in no particular order: choose
+// ranks them by a total order, so the map's order does not matter.
+func (m *machine) candidates() []candidate {
+	cs := make([]candidate, 0, len(m.s.Hosts))
 	for _, h := range m.s.Hosts {
 		if h.placeable() {
-			hs = append(hs, h)
+			cs = append(cs, candidate{h: h, free: h.free()})
 		}
 	}
-	slices.SortFunc(hs, func(a, b *Host) int { return cmp.Compare(a.Name, b.Name) })
-	return hs
+	return cs
 }
 
 // free is h's memory not yet promised to a VM.
@@ -94,13 +102,15 @@ func (h *Host) free() int64 {
 // the one with fewest members of v's group (spread), then the most free
 // memory (so that load evens out). When only hosts v has failed on have room,
 // it starts a new round over them.
-func (m *machine) choose(hosts []*Host, g *Group, v *VM) *Host {
-	fits := func(h *Host, tried bool) bool {
-		return h.free() >= v.MemoryMiB && h.Cleanup[v.Name] == nil && (!tried || !slices.Contains(v.Tried, h.Name))
+func (m *machine) choose(hosts []candidate, g *Group, v *VM) *candidate {
+	fits := func(c *candidate, tried bool) bool {
+		return c.free >= v.MemoryMiB && c.h.Cleanup[v.Name] == nil && (!tried || !slices.Contains(v.Tried, c.h.Name))
 	}
 	if pin := g.Rollback.Pins[v.Name]; pin != "" {
-		if h := m.s.Hosts[pin]; h != nil && h.placeable() && fits(h, true) {
-			return h
+		for i := range hosts {
+			if c := &hosts[i]; c.h.Name == pin && fits(c, true) {
+				return c
+			}
 		}
 	}
 	// Members of g per host (their copy or their restore target).
@@ -115,29 +125,35 @@ func (m *machine) choose(hosts []*Host, g *Group, v *VM) *Host {
 			}
 		}
 	}
-	best := func(tried bool) *Host {
-		var b *Host
-		for _, h := range hosts {
-			if !fits(h, tried) {
-				continue
-			}
-			if b == nil || spread[h.Name] < spread[b.Name] ||
-				(spread[h.Name] == spread[b.Name] && h.free() > b.free()) {
-				b = h
+	// fewer members of g, then more free memory, then the name
+	better := func(a, b *candidate) bool {
+		if sa, sb := spread[a.h.Name], spread[b.h.Name]; sa != sb {
+			return sa < sb
+		}
+		if a.free != b.free {
+			return a.free > b.free
+		}
+		return a.h.Name < b.h.Name
+	}
+	best := func(tried bool) *candidate {
+		var b *candidate
+		for i := range hosts {
+			if c := &hosts[i]; fits(c, tried) && (b == nil || better(c, b)) {
+				b = c
 			}
 		}
 		return b
 	}
-	if h := best(true); h != nil {
-		return h
+	if c := best(true); c != nil {
+		return c
 	}
 	if len(v.Tried) == 0 {
 		return nil
 	}
-	h := best(false)
-	if h != nil {
+	c := best(false)
+	if c != nil {
 		m.touchVM(v.Name)
 		v.Tried = nil
 	}
-	return h
+	return c
 }

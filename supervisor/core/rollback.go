@@ -20,7 +20,7 @@ func (m *machine) lost(v *VM, reason string, committed bool) {
 	g := m.s.Groups[groupOf(v.VMConfig)]
 	switch {
 	case g.Rollback == nil:
-		m.startRollback(g, reason, committed)
+		m.startRollback(g, reason, committed, v)
 	case g.Rollback.Unpausing:
 		// Some members may already run again: they are no longer from
 		// the same cut as a restore of this one would be.
@@ -35,10 +35,10 @@ func (m *machine) lost(v *VM, reason string, committed bool) {
 
 // startRollback begins a rollback of g to its latest usable checkpoint. When
 // there is none and not every member may be cold-started, or a member's
-// policy is none, the members already lost are reported unrecoverable and
-// the others are left running: destroying them would not bring the group
-// back.
-func (m *machine) startRollback(g *Group, reason string, committed bool) {
+// policy is none, the members already lost (lost, and those without a live
+// copy) are reported unrecoverable and the others are left running:
+// destroying them would not bring the group back.
+func (m *machine) startRollback(g *Group, reason string, committed bool, lost *VM) {
 	m.touchGroup(g.Name)
 	seq, ok := g.latest(0)
 	why := ""
@@ -51,7 +51,7 @@ func (m *machine) startRollback(g *Group, reason string, committed bool) {
 	}
 	if why != "" {
 		for _, name := range g.Members {
-			if v := m.s.VMs[name]; m.isLost(v) && v.State != VMUnrecoverable {
+			if v := m.s.VMs[name]; (v == lost || m.isLost(v)) && v.State != VMUnrecoverable {
 				m.unrecoverable(v, why)
 			}
 		}
