@@ -93,8 +93,9 @@ type Publish struct {
 }
 
 // Event is what the shell publishes. Type is the bus's short type
-// ("vm.restarted"); the fields that matter for that type are set. Types
-// without a bus type yet (see EventRestartsPaused) are for the log.
+// ("vm.restarted", "supervisor.restarts_paused"); the fields that matter for
+// that type are set (for vm.restarting, Host is the target host and FromHost
+// the lost one).
 type Event struct {
 	Type        string        `json:"type"`
 	Host        string        `json:"host,omitempty"`
@@ -124,8 +125,7 @@ type Member struct {
 	Host string `json:"host"`
 }
 
-// Event types. The first ones are the bus's; the last ones have no bus type
-// yet and are meant for the supervisor's log (or a future bus type).
+// Event types, as the bus's short types.
 const (
 	EventNodeFenced      = "node.fenced"
 	EventNodeQuarantined = "node.quarantined"

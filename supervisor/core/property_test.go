@@ -160,6 +160,7 @@ func (w *world) feed(in Input) []Action {
 		return nil
 	}
 	w.checkChanges(before, changes)
+	w.persist(changes)
 	if !w.s.idx.equal(w.s.Clone().index()) {
 		w.violation("after %T the index is stale", in)
 	}
@@ -279,18 +280,22 @@ func (w *world) step() {
 			w.commit(g)
 		}
 	case 17: // a new leader resumes from the persisted state
-		b, err := json.Marshal(w.s)
-		if err != nil {
-			w.violation("marshal: %v", err)
+		if p.intn(2) == 0 {
+			w.s = w.loadKV()
+		} else {
+			b, err := json.Marshal(w.s)
+			if err != nil {
+				w.violation("marshal: %v", err)
+			}
+			var s State
+			if err := json.Unmarshal(b, &s); err != nil {
+				w.violation("unmarshal: %v", err)
+			}
+			if !sameState(w.s, &s) {
+				w.violation("state does not survive a JSON round trip")
+			}
+			w.s = &s
 		}
-		var s State
-		if err := json.Unmarshal(b, &s); err != nil {
-			w.violation("unmarshal: %v", err)
-		}
-		if !sameState(w.s, &s) {
-			w.violation("state does not survive a JSON round trip")
-		}
-		w.s = &s
 		w.term++
 		w.feed(Leader{At: w.now, Term: w.term})
 	case 18: // an operator

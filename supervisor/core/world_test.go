@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,6 +34,9 @@ type world struct {
 	// when the expensive per-step checks are skipped too)
 	failures bool
 	pick     *picker
+	// kv is the state as a shell persists it: one key per changed host,
+	// VM and group, and the meta, after every Apply (see Changes).
+	kv map[string][]byte
 	steps    int
 }
 
@@ -225,6 +229,83 @@ func (w *world) beat() {
 		w.feed(HostBeat{At: w.now, Host: name, Incarnation: fmt.Sprint("i", h.inc), Seq: h.seq,
 			CapacityMiB: h.memMiB, FreeMiB: max(free, 0), Domains: slices.Sorted(maps.Keys(h.doms))})
 	}
+}
+
+// persist writes what changed into the key-value store.
+func (w *world) persist(c Changes) {
+	if w.kv == nil {
+		w.kv = map[string][]byte{}
+		c = Changes{Meta: true}
+		for k := range w.s.Hosts {
+			c.Hosts = append(c.Hosts, k)
+		}
+		for k := range w.s.VMs {
+			c.VMs = append(c.VMs, k)
+		}
+		for k := range w.s.Groups {
+			c.Groups = append(c.Groups, k)
+		}
+	}
+	put := func(key string, v any, present bool) {
+		if !present {
+			delete(w.kv, key)
+			return
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			w.violation("marshal %s: %v", key, err)
+		}
+		w.kv[key] = b
+	}
+	if c.Meta {
+		put("meta", w.s.Meta, true)
+	}
+	for _, k := range c.Hosts {
+		h, ok := w.s.Hosts[k]
+		put("host/"+k, h, ok)
+	}
+	for _, k := range c.VMs {
+		v, ok := w.s.VMs[k]
+		put("vm/"+k, v, ok)
+	}
+	for _, k := range c.Groups {
+		g, ok := w.s.Groups[k]
+		put("group/"+k, g, ok)
+	}
+}
+
+// loadKV rebuilds the state from the key-value store, as a new leader does,
+// and checks that it is the state (but for Now, which is not worth a write).
+func (w *world) loadKV() *State {
+	s := &State{Hosts: map[string]*Host{}, VMs: map[string]*VM{}, Groups: map[string]*Group{}}
+	for key, b := range w.kv {
+		kind, name, _ := strings.Cut(key, "/")
+		var err error
+		switch kind {
+		case "meta":
+			err = json.Unmarshal(b, &s.Meta)
+		case "host":
+			h := new(Host)
+			err, s.Hosts[name] = json.Unmarshal(b, h), h
+		case "vm":
+			v := new(VM)
+			err, s.VMs[name] = json.Unmarshal(b, v), v
+		case "group":
+			g := new(Group)
+			err, s.Groups[name] = json.Unmarshal(b, g), g
+		}
+		if err != nil {
+			w.violation("load %s: %v", key, err)
+		}
+	}
+	if err := s.Check(); err != nil {
+		w.violation("state loaded from the KV: %v", err)
+	}
+	s.Now = w.s.Now
+	if !sameState(s, w.s) {
+		w.violation("the state rebuilt from the changed entries differs from the live one")
+	}
+	return s
 }
 
 // describe renders the world, for failure messages.
