@@ -36,8 +36,8 @@ type world struct {
 	pick     *picker
 	// kv is the state as a shell persists it: one key per changed host,
 	// VM and group, and the meta, after every Apply (see Changes).
-	kv map[string][]byte
-	steps    int
+	kv    map[string][]byte
+	steps int
 }
 
 // whost is one host as it really is.
