@@ -1,8 +1,51 @@
 // Package restarter is the per-host executor of the supervisor's restart
-// decisions: restore a domain from a verified image, destroy, unpause and
-// cold-start. It obeys commands carrying an epoch and refuses stale ones; it
-// never decides anything on its own.
+// decisions, run by `xenft agent` beside the checkpointer: it restores a
+// domain from a verified checkpoint image, destroys, unpauses and
+// cold-starts domains, lists them; it self-fences when it loses the bus; and
+// it reports the VMs that die on its host without a command (vm.failed). It
+// obeys; the supervisor decides.
 //
-// It declares the hypervisor and store calls it needs as small interfaces of its
-// own; cmd/xenft wires a xen driver and a store in.
+// # Commands (protocol.go, package protocol)
+//
+// Handlers answers vm.restore, vm.destroy, vm.unpause, vm.coldstart and
+// vm.list on <prefix>.cmd.<host>.<verb>. Every command carries an epoch,
+// checked by the agent's one events.EpochGuard, which the checkpointer
+// shares: a command of an older leader term is refused whichever of the two
+// receives it. Per VM, an epoch older than the newest received for that VM
+// is refused too (stale_epoch), and commands on one VM run one at a time
+// (a destroy cancels an older command still running on the VM instead of
+// waiting for it). Every command is idempotent: destroying a missing domain
+// succeeds, and a restore or cold start retried after it succeeded finds its
+// own domain and succeeds without a second copy; any other domain of the
+// name is refused with a permanent error (the supervisor destroys first).
+//
+// # Self-fencing (fence.go)
+//
+// The agent renews its lease (key <host> in xenft_hosts) every
+// fence.renew_interval. If no renewal is acknowledged for fence.self_timeout
+// − fence.action_timeout, it destroys every guest domain, each call bounded
+// so that all are gone within fence.self_timeout of the last acknowledged
+// renewal, and stays fenced — refusing restores, cold starts and unpauses,
+// destroying whatever appears — until the lease is renewed again and the
+// supervisor reconciles the host with a vm.list carrying a leader's epoch.
+// fence.go states the rule and why it is enough.
+//
+// # Watcher (watch.go)
+//
+// Every watch_interval the domains are listed; a domain seen alive that
+// vanishes, crashes, shuts down or comes back under a new domain id without
+// a command of ours is reported once as vm.failed, with the deterministic id
+// vm.failed/<host>/<incarnation>/<vm>/<domid>.
+//
+// # Ownership and concurrency
+//
+// The Restarter's state is under one mutex; handlers run concurrently (one
+// goroutine per command, as ServeCommands runs them). Run owns three
+// goroutines — lease renewal, fence, watcher — started with its context and
+// ended before it returns. Handlers may serve before Run starts; the fence
+// clock starts with Run. FenceStatus and LastRenewal are safe from any
+// goroutine.
+//
+// It declares the hypervisor calls it needs (Hypervisor) and takes a
+// store.ImageStore; cmd/xenft wires a xen driver and a store in.
 package restarter

@@ -1,0 +1,140 @@
+package restarter
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is the restarter part of the agent's configuration (cmd/xenft wires
+// it as the "agent.restart" section).
+type Config struct {
+	// SpoolDir is where an image is fetched to before `xl restore` reads
+	// it (xl reads a file, not a stream). It is not the checkpointer's
+	// spool: that one is emptied of *.img files when the agent starts.
+	SpoolDir string `mapstructure:"spool_dir"`
+	// RestoreTimeout bounds one vm.restore: fetch, verification, restore.
+	RestoreTimeout time.Duration `mapstructure:"restore_timeout"`
+	// ToolstackTimeout bounds one xl call of the other verbs (create,
+	// destroy, unpause, list) and of the watcher.
+	ToolstackTimeout time.Duration `mapstructure:"toolstack_timeout"`
+	// WatchInterval is how often the domains are listed to find those that
+	// died without a command from the supervisor (vm.failed).
+	WatchInterval time.Duration `mapstructure:"watch_interval"`
+	// Fence is the self-fence: the host lease and what happens when it
+	// cannot be renewed.
+	Fence FenceConfig `mapstructure:"fence"`
+}
+
+// FenceConfig configures self-fencing (DESIGN.md "Safety first").
+type FenceConfig struct {
+	// RenewInterval is how often the agent renews its lease, key <host> in
+	// the xenft_hosts bucket.
+	RenewInterval time.Duration `mapstructure:"renew_interval"`
+	// SelfTimeout: an agent whose last successful renewal was sent this long
+	// ago has destroyed every guest domain. The supervisor's
+	// fence_self_timeout must be the same value.
+	SelfTimeout time.Duration `mapstructure:"self_timeout"`
+	// ActionTimeout is the time reserved for the fence action: it starts
+	// SelfTimeout − ActionTimeout after the last successful renewal, so
+	// that it has ended by SelfTimeout even if xl is slow.
+	ActionTimeout time.Duration `mapstructure:"action_timeout"`
+	// Action is "destroy" (the default) or "pause". Only destroy ends a
+	// copy for good; pause keeps the domains' memory for an operator to
+	// inspect, paused domains are never unpaused by this agent again and
+	// must be destroyed (the supervisor does when it restarts them
+	// elsewhere), but a paused copy is one manual `xl unpause` away from
+	// two live copies.
+	Action string `mapstructure:"action"`
+	// Spare names domains the fence never touches: driver or service
+	// domains the host needs, which the supervisor does not manage.
+	Spare []string `mapstructure:"spare"`
+}
+
+// Fence actions.
+const (
+	FenceDestroy = "destroy"
+	FencePause   = "pause"
+)
+
+// DefaultConfig returns the defaults, with their reasons.
+func DefaultConfig() Config {
+	return Config{
+		SpoolDir: "/var/lib/xenft/restore",
+		// A 16 GiB image from a store reading 200 MB/s takes under two
+		// minutes, and xl restore about as long again; ten minutes is
+		// beyond a healthy restore and still frees a stuck one.
+		RestoreTimeout: 10 * time.Minute,
+		// xl create, destroy and unpause take seconds (destroy about a
+		// second per GiB to scrub); two minutes means the toolstack hangs.
+		ToolstackTimeout: 2 * time.Minute,
+		// One `xl list` a second costs little (two execs of xl) and
+		// reports a dead guest within a second, like the heartbeat.
+		WatchInterval: time.Second,
+		Fence: FenceConfig{
+			// The heartbeat's pace: a renewal is one KV put.
+			RenewInterval: time.Second,
+			// Ten missed renewals. Long enough that a bus hiccup (a NATS
+			// server restart, a JetStream leader election, a reconnect,
+			// a long GC pause: seconds) does not make healthy hosts kill
+			// their guests — a bus outage longer than this does, on
+			// every host, by design. Short because a silent host's VMs
+			// are restored only after last beat + self_timeout +
+			// the supervisor's margin: it is downtime.
+			SelfTimeout: 10 * time.Second,
+			// xl destroy takes about a second per domain and the fence
+			// destroys them in parallel; three seconds leaves room for a
+			// slow toolstack and still lets seven renewals fail first.
+			ActionTimeout: 3 * time.Second,
+			Action:        FenceDestroy,
+		},
+	}
+}
+
+// Validate names the offending key under section.
+func (c Config) Validate(section string) error {
+	key := func(k string) string { return section + "." + k }
+	var errs []error
+	add := func(k, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key(k)}, args...)...))
+	}
+	if c.SpoolDir == "" {
+		add("spool_dir", "required")
+	}
+	if c.RestoreTimeout <= 0 {
+		add("restore_timeout", "must be positive, got %s", c.RestoreTimeout)
+	}
+	if c.ToolstackTimeout <= 0 {
+		add("toolstack_timeout", "must be positive, got %s", c.ToolstackTimeout)
+	}
+	if c.WatchInterval <= 0 {
+		add("watch_interval", "must be positive, got %s", c.WatchInterval)
+	}
+	f := c.Fence
+	switch {
+	case f.RenewInterval <= 0:
+		add("fence.renew_interval", "must be positive, got %s", f.RenewInterval)
+	case f.SelfTimeout < 3*f.RenewInterval:
+		// One lost renewal must never fence a host: at least two must
+		// fail, with room for the action, before it acts.
+		add("fence.self_timeout", "must be at least 3 × fence.renew_interval (%s), got %s", 3*f.RenewInterval, f.SelfTimeout)
+	case f.ActionTimeout <= 0:
+		add("fence.action_timeout", "must be positive, got %s", f.ActionTimeout)
+	case f.ActionTimeout > f.SelfTimeout-2*f.RenewInterval:
+		add("fence.action_timeout", "must be at most fence.self_timeout − 2 × fence.renew_interval (%s), got %s",
+			f.SelfTimeout-2*f.RenewInterval, f.ActionTimeout)
+	}
+	if f.Action != FenceDestroy && f.Action != FencePause {
+		add("fence.action", "%q is not one of destroy, pause", f.Action)
+	}
+	for _, s := range f.Spare {
+		if s == "" {
+			add("fence.spare", "empty domain name")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fenceStartsAfter is how long after the last successful renewal the fence
+// action begins.
+func (f FenceConfig) fenceStartsAfter() time.Duration { return f.SelfTimeout - f.ActionTimeout }

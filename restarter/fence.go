@@ -1,0 +1,342 @@
+package restarter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/xen"
+)
+
+// Self-fencing (DESIGN.md "Safety first"), the rule this file implements:
+//
+//  1. Lease. Every fence.renew_interval the agent puts its HostLease under
+//     key <host> in the xenft_hosts bucket. A renewal counts from the moment
+//     it was sent (before the server stored it), on the monotonic clock, and
+//     only once the server acknowledged it. In a JetStream cluster an
+//     acknowledged put means the agent reaches the bucket's quorum.
+//  2. Deadline. When no renewal sent in the last fence.self_timeout −
+//     fence.action_timeout has been acknowledged, the agent self-fences: it
+//     refuses every new vm.restore, vm.coldstart and vm.unpause, cancels
+//     those in flight and waits for them, then destroys (or pauses, with
+//     fence.action pause) every guest domain except fence.spare, each xl
+//     call bounded by last renewal + fence.self_timeout. So every guest is
+//     gone strictly within self_timeout of the last successful renewal, as
+//     the supervisor assumes when it restarts the host's VMs elsewhere after
+//     last beat + self_timeout + margin. It publishes nothing while cut off;
+//     it logs at error level.
+//  3. Latch. The fence does not end when the bus comes back. Until it ends,
+//     the agent destroys (pauses) every guest that appears, once per renew
+//     interval, and keeps refusing restores, cold starts and unpauses with
+//     a permanent error. It ends when both hold: (a) a renewal sent after
+//     the fence began was acknowledged, and the lease is fresh; and (b)
+//     after (a) the agent answered a vm.list carrying a leader's epoch
+//     that the shared epoch guard admitted. (b) is the supervisor's
+//     reconciliation of a returning host: a leader that lists the host
+//     knows it came back empty. Commands sent before the fence cannot end
+//     it: restores are not a vm.list, a leader's messages reach the agent in
+//     the order it sent them (one connection), so a restore it sent before
+//     the partition and delivered late arrives before its vm.list and is
+//     refused, and an older leader's late command is refused by the guard
+//     once the newer leader's vm.list was admitted. The host never
+//     resurrects anything on its own: it never restores or unpauses except
+//     on a command, and it takes none before the reconciliation.
+//  4. Reports. The domains the fence killed are reported as vm.failed
+//     (reason "self-fenced") once the lease is renewed: if the supervisor
+//     already restarted them elsewhere, it ignores reports from a host the
+//     VM no longer runs on; if it never noticed the outage (beats kept
+//     flowing while JetStream was down) they are how it learns.
+//
+// A bus outage longer than self_timeout therefore kills every guest of every
+// host: run NATS as a cluster.
+
+// fenceState is the self-fence part of the restarter's state (under mu).
+type fenceState struct {
+	// lastOK is when the newest acknowledged renewal was sent (monotonic),
+	// or when the restarter was made, before the first one.
+	lastOK       time.Time
+	everRenewed  bool
+	fenced       bool
+	generation   uint64
+	fencedAt     time.Time
+	renewedSince bool
+}
+
+// Bus is what Run needs of the bus; *events.Bus is one.
+type Bus interface {
+	KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
+	Names() events.Names
+	Publish(ctx context.Context, ev events.Event) error
+}
+
+var _ Bus = (*events.Bus)(nil)
+
+// renewLoop renews the lease until ctx ends, waking the fence loop after
+// each acknowledged renewal.
+func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struct{}) {
+	t := time.NewTicker(r.cfg.Fence.RenewInterval)
+	defer t.Stop()
+	var kv jetstream.KeyValue
+	failing := 0
+	for {
+		err := r.renewOnce(ctx, bus, &kv)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			if failing > 0 {
+				r.log.Info("host lease renewed again", "failed_renewals", failing)
+			}
+			failing = 0
+			select {
+			case renewed <- struct{}{}:
+			default:
+			}
+		default:
+			failing++
+			if failing == 1 || failing%10 == 0 {
+				r.log.Warn("cannot renew the host lease", "failed_renewals", failing, "error", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Restarter) renewOnce(ctx context.Context, bus Bus, kv *jetstream.KeyValue) error {
+	sent := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.RenewInterval)
+	defer cancel()
+	if *kv == nil {
+		k, err := bus.KV(ctx, bus.Names().Hosts())
+		if err != nil {
+			return err
+		}
+		*kv = k
+	}
+	r.mu.Lock()
+	lease := HostLease{
+		Host: r.id.Host, Incarnation: r.id.Incarnation, RenewedAt: sent.UTC(),
+		RenewIntervalMs: ms(r.cfg.Fence.RenewInterval), SelfTimeoutMs: ms(r.cfg.Fence.SelfTimeout),
+		FenceGeneration: r.fence.generation, AwaitingReconcile: r.fence.fenced,
+	}
+	r.mu.Unlock()
+	val, _ := json.Marshal(lease)
+	if _, err := (*kv).Put(ctx, r.id.Host, val); err != nil {
+		return fmt.Errorf("put %s in %s: %w", r.id.Host, bus.Names().Hosts(), err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sent.After(r.fence.lastOK) {
+		r.fence.lastOK = sent
+	}
+	r.fence.everRenewed = true
+	if r.fence.fenced && !r.fence.renewedSince && sent.After(r.fence.fencedAt) {
+		r.fence.renewedSince = true
+		r.log.Warn("host lease renewed after the self-fence; restores stay refused until the supervisor reconciles this host with vm.list",
+			"generation", r.fence.generation)
+	}
+	return nil
+}
+
+// fenceLoop self-fences when the lease is due and, while fenced, sweeps the
+// host every renew interval.
+func (r *Restarter) fenceLoop(ctx context.Context, renewed <-chan struct{}) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		fenced, lastOK := r.fence.fenced, r.fence.lastOK
+		r.mu.Unlock()
+		wait := r.cfg.Fence.RenewInterval
+		if !fenced {
+			wait = time.Until(lastOK.Add(r.cfg.Fence.fenceStartsAfter()))
+			if wait <= 0 {
+				r.selfFence(ctx)
+				continue
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-renewed:
+			// Go 1.23 timers: after Stop no stale tick is delivered.
+			timer.Stop()
+		case <-timer.C:
+			if fenced {
+				sctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.ActionTimeout)
+				r.sweep(sctx)
+				cancel()
+			}
+		}
+	}
+}
+
+// selfFence is step 2 of the rule. It completes even if ctx ends meanwhile:
+// a fence begun is a promise the supervisor relies on.
+func (r *Restarter) selfFence(ctx context.Context) {
+	r.mu.Lock()
+	if r.fence.fenced {
+		r.mu.Unlock()
+		return
+	}
+	now, lastOK := time.Now(), r.fence.lastOK
+	deadline := lastOK.Add(r.cfg.Fence.SelfTimeout)
+	r.fence.fenced, r.fence.fencedAt, r.fence.renewedSince = true, now, false
+	r.fence.generation++
+	var inflight []*op
+	for o := range r.ops {
+		if o.verb != VerbDestroy {
+			o.cancel()
+			inflight = append(inflight, o)
+		}
+	}
+	gen := r.fence.generation
+	r.mu.Unlock()
+	r.log.Error("SELF-FENCE: the host lease could not be renewed; this host is presumed dead and its VMs restarted elsewhere: "+r.cfg.Fence.Action+" every guest domain now",
+		"last_renewal_ago", now.Sub(lastOK).Round(time.Millisecond),
+		"self_timeout", r.cfg.Fence.SelfTimeout, "generation", gen, "cancelled_commands", len(inflight))
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	for _, o := range inflight {
+		select {
+		case <-o.done:
+		case <-fctx.Done():
+		}
+	}
+	n := r.sweep(fctx)
+	r.log.Error("SELF-FENCE done", "action", r.cfg.Fence.Action, "domains", n,
+		"before_deadline", time.Until(deadline).Round(time.Millisecond), "generation", gen)
+}
+
+// sweep applies the fence action to every guest domain while the host is
+// fenced, in parallel, and returns how many it acted on.
+func (r *Restarter) sweep(ctx context.Context) int {
+	doms, err := r.hv.List(ctx)
+	if err != nil {
+		r.log.Error("SELF-FENCE: cannot list domains", "error", err)
+		return 0
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	n := 0
+	for _, d := range doms {
+		if isDom0(d) || r.spare[d.Name] {
+			continue
+		}
+		r.mu.Lock()
+		// A dead domain cannot be paused, and needs not be: it cannot run.
+		skip := !r.fence.fenced || (r.cfg.Fence.Action == FencePause && (r.fencedPaused[d.Name] == d.ID || !d.State.Alive()))
+		r.mu.Unlock()
+		if skip {
+			continue
+		}
+		wg.Add(1)
+		go func(d xen.Domain) {
+			defer wg.Done()
+			if r.fenceOne(ctx, d) {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}(d)
+	}
+	wg.Wait()
+	return n
+}
+
+// fenceOne destroys (or pauses) one domain and queues its report.
+func (r *Restarter) fenceOne(ctx context.Context, d xen.Domain) bool {
+	var err error
+	if r.cfg.Fence.Action == FencePause {
+		if err = r.hv.Pause(ctx, d.Name); err == nil {
+			r.mu.Lock()
+			r.fencedPaused[d.Name] = d.ID
+			r.mu.Unlock()
+		}
+	} else {
+		err = r.hv.Destroy(ctx, d.Name)
+	}
+	if err != nil && !isNotFound(err) {
+		r.log.Error("SELF-FENCE: cannot "+r.cfg.Fence.Action+" domain", "vm", d.Name, "domid", d.ID, "error", err)
+		return false
+	}
+	r.log.Error("SELF-FENCE: "+r.cfg.Fence.Action+"ed domain", "vm", d.Name, "domid", d.ID, "was", d.State)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	group := ""
+	if s, ok := r.started[d.Name]; ok && s.domID == d.ID {
+		group = s.group
+		if r.cfg.Fence.Action == FenceDestroy {
+			delete(r.started, d.Name)
+		}
+	}
+	r.queueReport(d.Name, group, d.ID, fmt.Sprintf("self-fenced: %s could not renew its lease for %s, its agent %sed domain %s (domid %d, was %s)",
+		r.id.Host, r.cfg.Fence.SelfTimeout, r.cfg.Fence.Action, d.Name, d.ID, d.State))
+	return true
+}
+
+// reconcile is step 3(b): a vm.list with an admitted epoch. It reports
+// whether the fence ended.
+func (r *Restarter) reconcile(e events.Epoch) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := &r.fence
+	fresh := time.Since(f.lastOK) < r.cfg.Fence.fenceStartsAfter()
+	if !f.fenced || !f.renewedSince || !fresh {
+		return false
+	}
+	f.fenced, f.renewedSince = false, false
+	r.log.Warn("self-fence ended: the supervisor reconciled this host", "epoch", epochString(e), "generation", f.generation)
+	return true
+}
+
+// fencedError refuses a command on a fenced host (permanent: this request
+// will not succeed here; the supervisor places the VM elsewhere).
+func (r *Restarter) fencedError(verb, vm string) error {
+	f := r.fence
+	why := "its lease is not renewed yet"
+	if f.renewedSince {
+		why = "the supervisor has not reconciled it with vm.list yet"
+	}
+	return events.NewCommandError(events.CodePermanent, fmt.Errorf("%s of %s refused: %s self-fenced at %s (generation %d) and %s",
+		verb, vm, r.id.Host, f.fencedAt.UTC().Format(time.RFC3339Nano), f.generation, why))
+}
+
+// FenceStatus reports the self-fence state.
+func (r *Restarter) FenceStatus() Fence {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.fence
+	st := Fence{Fenced: f.fenced, Generation: f.generation, FencedAt: utcOrZero(f.fencedAt), RenewedSinceFence: f.renewedSince}
+	if f.everRenewed {
+		st.LastRenewal = f.lastOK.UTC()
+	}
+	return st
+}
+
+// LastRenewal is when the newest acknowledged renewal was sent, with its
+// monotonic reading (for tests that measure the fence deadline).
+func (r *Restarter) LastRenewal() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fence.lastOK
+}
+
+func utcOrZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+func isDom0(d xen.Domain) bool { return d.ID == 0 || d.Name == "Domain-0" }

@@ -1,0 +1,86 @@
+package restarter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/store"
+)
+
+// spoolSuffix marks the restarter's files in its spool.
+const spoolSuffix = ".restore"
+
+// fetch streams the image of req from the store into f (closing it),
+// checking the size and SHA-256 of what it writes against the catalog's
+// record in req as well as against the store's own record. Any mismatch is
+// CodeCorrupt, so the supervisor falls back to an older checkpoint; a
+// missing image is CodeNotFound (the same for the supervisor); an
+// unreachable store or a timeout is retryable; a full spool is permanent
+// (another host may have room).
+func (r *Restarter) fetch(ctx context.Context, req RestoreRequest, f *os.File) error {
+	defer f.Close()
+	rc, info, err := r.store.Open(ctx, req.ImageKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return events.NewCommandError(events.CodeNotFound, fmt.Errorf("image %s: %w", req.ImageKey, err))
+	case errors.Is(err, store.ErrCorrupt):
+		return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s: %w", req.ImageKey, err))
+	case errors.Is(err, store.ErrInvalidKey):
+		return events.NewCommandError(events.CodeBadRequest, err)
+	case err != nil:
+		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("open image %s: %w", req.ImageKey, err))
+	}
+	defer rc.Close()
+	if info.Size != req.Size || info.SHA256 != req.SHA256 {
+		return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s: the store records %d bytes sha256 %s, the catalog %d bytes sha256 %s",
+			req.ImageKey, info.Size, info.SHA256, req.Size, req.SHA256))
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return events.NewCommandError(events.CodeRetryable, fmt.Errorf("fetch %s: %w", req.ImageKey, err))
+		}
+		k, rerr := rc.Read(buf)
+		if k > 0 {
+			n += int64(k)
+			if n > req.Size {
+				return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s is longer than its recorded %d bytes", req.ImageKey, req.Size))
+			}
+			h.Write(buf[:k])
+			if _, werr := f.Write(buf[:k]); werr != nil {
+				code := events.CodeRetryable
+				if errors.Is(werr, syscall.ENOSPC) || errors.Is(werr, syscall.EDQUOT) {
+					code = events.CodePermanent
+				}
+				return events.NewCommandError(code, fmt.Errorf("spool %s: %w", f.Name(), werr))
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			code := events.CodeRetryable
+			if errors.Is(rerr, store.ErrCorrupt) {
+				code = events.CodeCorrupt
+			}
+			return events.NewCommandError(code, fmt.Errorf("fetch %s: %w", req.ImageKey, rerr))
+		}
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != req.Size || sum != req.SHA256 {
+		return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s: fetched %d bytes sha256 %s, the catalog records %d bytes sha256 %s",
+			req.ImageKey, n, sum, req.Size, req.SHA256))
+	}
+	if err := f.Close(); err != nil {
+		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("spool %s: %w", f.Name(), err))
+	}
+	return nil
+}

@@ -1,0 +1,450 @@
+package restarter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xenft/xenft/checkpointer/executor"
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/eventstest"
+	"github.com/xenft/xenft/restarter"
+	"github.com/xenft/xenft/store"
+	"github.com/xenft/xenft/xen"
+)
+
+// fakeXL is the fake xl program, built once by TestMain.
+var fakeXL string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "xenft-restarter")
+	if err != nil {
+		panic(err)
+	}
+	fakeXL = filepath.Join(dir, "xl")
+	out, err := exec.Command("go", "build", "-o", fakeXL, "github.com/xenft/xenft/xen/cmd/fakexl").CombinedOutput()
+	if err != nil {
+		panic("build fake xl: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is an embedded NATS server that a test can stop and start again
+// on the same port and store, as a bus outage does.
+type server struct {
+	t   *testing.T
+	cfg events.ServerConfig
+	mu  sync.Mutex
+	s   *events.Server
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	cfg := events.DefaultServerConfig()
+	cfg.Name = "test"
+	cfg.Port = -1
+	cfg.DataDir = t.TempDir()
+	s := &server{t: t, cfg: cfg}
+	s.start()
+	u, err := url.Parse(s.s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Port, _ = strconv.Atoi(u.Port())
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	ns, err := events.StartServer(s.cfg, eventstest.Logger(s.t, hclog.Error), 10*time.Second)
+	if err != nil {
+		s.t.Fatalf("start nats server: %v", err)
+	}
+	s.mu.Lock()
+	s.s = ns
+	s.mu.Unlock()
+}
+
+func (s *server) stop() {
+	s.mu.Lock()
+	ns := s.s
+	s.s = nil
+	s.mu.Unlock()
+	if ns != nil {
+		ns.Shutdown()
+	}
+}
+
+// bus connects a client (a supervisor, an agent: each its own connection).
+func (s *server) bus(name string) *events.Bus {
+	s.t.Helper()
+	cfg := events.DefaultBusConfig()
+	cfg.URLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", s.cfg.Port)}
+	cfg.ClientName = name
+	cfg.RequestTimeout = 2 * time.Second
+	b, err := events.Connect(cfg, eventstest.Logger(s.t, hclog.Error))
+	if err != nil {
+		s.t.Fatalf("connect %s: %v", name, err)
+	}
+	s.t.Cleanup(b.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.EnsureResources(ctx); err != nil {
+		s.t.Fatalf("ensure resources: %v", err)
+	}
+	return b
+}
+
+// env is a bus, the supervisor's connection to it, a directory image
+// store and a directory of xl configs.
+type env struct {
+	t        *testing.T
+	srv      *server
+	sup      *events.Bus
+	store    *store.Dir
+	storeDir string
+	cfgDir   string
+	epoch    uint64 // sequence of the epochs the test's "supervisor" issues
+	term     uint64
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := newServer(t)
+	dir := t.TempDir()
+	st, err := store.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, srv: srv, sup: srv.bus("supervisor"), store: st, storeDir: dir, cfgDir: t.TempDir(), term: 1}
+}
+
+// next is a fresh epoch of the current term.
+func (e *env) next() events.Epoch {
+	e.epoch++
+	return events.Epoch{Term: e.term, Seq: e.epoch}
+}
+
+// writeCfg writes an xl config for vm of memMiB.
+func (e *env) writeCfg(vm string, memMiB int) string {
+	e.t.Helper()
+	p := filepath.Join(e.cfgDir, vm+".cfg")
+	body := fmt.Sprintf("name = %q\ntype = \"pv\"\nkernel = \"/guest/vmlinuz\"\nmemory = %d\nvcpus = 1\n", vm, memMiB)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// driver is one simulated host's hypervisor, either the sim itself or the
+// production xl driver running the fake xl over its own state.
+type driver struct {
+	name string
+	new  func(t *testing.T, host string) (restarter.Hypervisor, func(vm string) (uint64, error))
+}
+
+var (
+	simDriver = driver{"sim", func(t *testing.T, host string) (restarter.Hypervisor, func(string) (uint64, error)) {
+		s := &xen.Sim{Host: host}
+		return s, s.Progress
+	}}
+	xlDriver = driver{"xl", func(t *testing.T, host string) (restarter.Hypervisor, func(string) (uint64, error)) {
+		x := &xen.XL{Path: fakeXL, Env: []string{"FAKEXL_STATE=" + t.TempDir(), "FAKEXL_HOST=" + host}}
+		return x, func(vm string) (uint64, error) { return fakeXLProgress(x, vm) }
+	}}
+	drivers = []driver{simDriver, xlDriver}
+)
+
+// fakeXLProgress reads a domain's workload counter with the fake xl's
+// test-only verb (real xl cannot see inside a guest).
+func fakeXLProgress(x *xen.XL, vm string) (uint64, error) {
+	cmd := exec.Command(x.Path, "sim-progress", vm)
+	cmd.Env = append(os.Environ(), x.Env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("sim-progress %s: %w", vm, err)
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+}
+
+// agent is one host's restarter (and, when asked, checkpointer) serving
+// commands over its own bus connection.
+type agent struct {
+	t        *testing.T
+	host     string
+	hv       *recorder
+	progress func(vm string) (uint64, error)
+	r        *restarter.Restarter
+	cfg      restarter.Config
+	guard    *events.EpochGuard
+	bus      *events.Bus
+	stop     func()
+}
+
+type agentOptions struct {
+	driver       driver
+	fence        restarter.FenceConfig // zero: a fence that will not fire in a test
+	checkpointer bool                  // serve the checkpoint verbs too, sharing the guard
+	noRun        bool                  // handlers only: no lease, fence or watcher
+}
+
+// testConfig has short intervals; its fence waits a minute unless a test
+// sets one.
+func testConfig(t *testing.T, o agentOptions) restarter.Config {
+	cfg := restarter.DefaultConfig()
+	cfg.SpoolDir = t.TempDir()
+	cfg.RestoreTimeout = 30 * time.Second
+	cfg.ToolstackTimeout = 20 * time.Second
+	cfg.WatchInterval = 50 * time.Millisecond
+	cfg.Fence = restarter.FenceConfig{RenewInterval: 100 * time.Millisecond, SelfTimeout: time.Minute, ActionTimeout: 10 * time.Second, Action: restarter.FenceDestroy}
+	if o.fence.SelfTimeout != 0 {
+		cfg.Fence = o.fence
+	}
+	return cfg
+}
+
+func (e *env) agent(host string, o agentOptions) *agent {
+	e.t.Helper()
+	t := e.t
+	if o.driver.new == nil {
+		o.driver = simDriver
+	}
+	hv, progress := o.driver.new(t, host)
+	rec := &recorder{Hypervisor: hv, destroyed: map[string]time.Time{}}
+	cfg := testConfig(t, o)
+	guard := &events.EpochGuard{}
+	log := eventstest.Logger(t, hclog.Warn).Named(host)
+	r, err := restarter.New(restarter.Identity{Host: host, Incarnation: "inc-" + host}, rec, e.store, cfg, guard, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers := r.Handlers()
+	if o.checkpointer {
+		ccfg := executor.DefaultConfig()
+		ccfg.SpoolDir = t.TempDir()
+		ex, err := executor.New(rec, e.store, ccfg, guard, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for verb, h := range ex.Handlers() {
+			handlers[verb] = h
+		}
+	}
+	b := e.srv.bus("agent-" + host)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = b.ServeCommands(ctx, host, handlers, 16) }()
+	if !o.noRun {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.Run(ctx, b) }()
+	}
+	var once sync.Once
+	a := &agent{t: t, host: host, hv: rec, progress: progress, r: r, cfg: cfg, guard: guard, bus: b,
+		stop: func() { once.Do(func() { cancel(); wg.Wait() }) }}
+	t.Cleanup(func() {
+		a.stop()
+		eventstest.NoGoroutines(t, 5*time.Second, "restarter.(*Restarter)")
+	})
+	eventstest.Eventually(t, 5*time.Second, func() bool {
+		return e.sup.Command(context.Background(), host, restarter.VerbList, restarter.ListRequest{}, nil, 200*time.Millisecond) == nil
+	}, "agent %s not answering", host)
+	return a
+}
+
+// command sends verb to a's host and returns the reply or the command error.
+func command[Rep any](e *env, host, verb string, req any) (Rep, error) {
+	var rep Rep
+	err := e.sup.Command(context.Background(), host, verb, req, &rep, 30*time.Second)
+	return rep, err
+}
+
+// codeOf is the command error code of err, or "" for success or another
+// kind of error.
+func codeOf(err error) string {
+	var ce *events.CommandError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return ""
+}
+
+// domains lists a's domains by name.
+func (a *agent) domains() map[string]xen.Domain {
+	a.t.Helper()
+	doms, err := a.hv.List(context.Background())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	out := map[string]xen.Domain{}
+	for _, d := range doms {
+		out[d.Name] = d
+	}
+	return out
+}
+
+// spoolFiles is what a's restore spool holds.
+func (a *agent) spoolFiles() []string {
+	a.t.Helper()
+	ents, err := os.ReadDir(a.cfg.SpoolDir)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// checkpoint is one member's committed image, as the catalog records it.
+type checkpoint struct {
+	vm, group string
+	seq       uint64
+	info      store.Info
+	progress  uint64 // the workload counter in the image
+}
+
+func (c checkpoint) request(e events.Epoch) restarter.RestoreRequest {
+	return restarter.RestoreRequest{VM: c.vm, Group: c.group, Seq: c.seq, ImageKey: c.info.Key, Size: c.info.Size, SHA256: c.info.SHA256, Epoch: e}
+}
+
+// makeCheckpoint boots vm on a source host of driver d, lets it run until
+// its counter passes minProgress, saves it with `save -p` (its counter
+// stops at the image's value), stores the image and destroys the source:
+// the host that ran it is gone.
+func (e *env) makeCheckpoint(d driver, vm, group string, seq uint64, minProgress uint64) checkpoint {
+	e.t.Helper()
+	ctx := context.Background()
+	hv, progress := d.new(e.t, "src")
+	src := hv.(xen.Hypervisor)
+	if err := src.Create(ctx, e.writeCfg(vm, 64)); err != nil {
+		e.t.Fatal(err)
+	}
+	eventstest.Eventually(e.t, 10*time.Second, func() bool {
+		p, err := progress(vm)
+		return err == nil && p >= minProgress
+	}, "%s does not progress", vm)
+	img := filepath.Join(e.t.TempDir(), vm+".img")
+	if err := src.Save(ctx, vm, img, xen.SaveOptions{Mode: xen.SaveLeavePaused}); err != nil {
+		e.t.Fatal(err)
+	}
+	saved, err := progress(vm)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := e.store.Put(ctx, store.ImageKey(group, seq, vm), f)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := src.Destroy(ctx, vm); err != nil {
+		e.t.Fatal(err)
+	}
+	return checkpoint{vm: vm, group: group, seq: seq, info: info, progress: saved}
+}
+
+// vmFailed returns the vm.failed events about vm in the stream.
+func (e *env) vmFailed(vm string) []events.VMFailed {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b := e.sup
+	subj := b.Subjects().Event(events.TypeVMFailed, vm)
+	st, err := b.JetStream().Stream(ctx, b.Names().Stream())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	want := int(info.State.Subjects[subj])
+	if want == 0 {
+		return nil
+	}
+	cons, err := b.JetStream().OrderedConsumer(ctx, b.Names().Stream(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []events.VMFailed
+	for len(out) < want {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			e.t.Fatalf("read vm.failed of %s: %v", vm, err)
+		}
+		ev, err := events.Decode(msg.Data())
+		if err != nil {
+			e.t.Fatalf("stream holds an invalid event: %v", err)
+		}
+		p, err := events.DataAs[events.VMFailed](ev)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// recorder wraps a host's hypervisor: it remembers when each domain was
+// destroyed and can hold restores until their context ends.
+type recorder struct {
+	restarter.Hypervisor
+	mu           sync.Mutex
+	destroyed    map[string]time.Time
+	holdRestores bool
+	restoreCtx   chan error // receives each held restore's context error
+}
+
+func (r *recorder) Destroy(ctx context.Context, dom string) error {
+	err := r.Hypervisor.Destroy(ctx, dom)
+	if err == nil {
+		r.mu.Lock()
+		r.destroyed[dom] = time.Now()
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *recorder) destroyedAt(dom string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.destroyed[dom]
+	return at, ok
+}
+
+func (r *recorder) Restore(ctx context.Context, path string, opts xen.RestoreOptions) error {
+	r.mu.Lock()
+	hold, ch := r.holdRestores, r.restoreCtx
+	r.mu.Unlock()
+	if hold {
+		<-ctx.Done()
+		ch <- ctx.Err()
+		return fmt.Errorf("held restore of %s: %w", path, ctx.Err())
+	}
+	return r.Hypervisor.Restore(ctx, path, opts)
+}
+
+// Save is for the checkpointer sharing this hypervisor.
+func (r *recorder) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
+	return r.Hypervisor.(xen.Hypervisor).Save(ctx, dom, path, opts)
+}
