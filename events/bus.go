@@ -175,6 +175,7 @@ func (b *Bus) EnsureResources(ctx context.Context) error {
 		{Bucket: b.names.Groups(), Description: "xenft groups", History: 1},
 		{Bucket: b.names.Checkpoints(), Description: "xenft checkpoint catalog", History: 1},
 		{Bucket: b.names.Leader(), Description: "xenft supervisor leader lease", History: 1, TTL: b.cfg.LeaderTTL},
+		{Bucket: b.names.State(), Description: "xenft supervisor decision state", History: 1, MaxValueSize: 64 << 20},
 	}
 	for _, kv := range buckets {
 		kv.Storage = jetstream.FileStorage

@@ -164,3 +164,7 @@ func (n Names) Groups() string      { return n.prefix + "_groups" }
 func (n Names) Checkpoints() string { return n.prefix + "_checkpoints" }
 func (n Names) Leader() string      { return n.prefix + "_leader" }
 func (n Names) Images() string      { return n.prefix + "_images" }
+
+// State is the bucket of the supervisor's decision state (one document), so
+// a new leader resumes in-flight operations.
+func (n Names) State() string { return n.prefix + "_state" }

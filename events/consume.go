@@ -35,6 +35,10 @@ type ConsumeConfig struct {
 	AckWait time.Duration
 	// RetryDelay is the wait before redelivering an event the handler failed.
 	RetryDelay time.Duration
+	// StartAt, when set, is where a durable that does not exist yet starts
+	// (events stored at or after it); an existing durable resumes where it
+	// stopped. Zero starts a new durable at the beginning of the stream.
+	StartAt time.Time
 }
 
 func (c *ConsumeConfig) defaults() {
@@ -60,8 +64,7 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h Handler) error {
 	if len(filters) == 0 {
 		filters = []string{b.subjects.AllEvents()}
 	}
-	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	cons, err := b.js.CreateOrUpdateConsumer(cctx, b.names.Stream(), jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        cc.Durable,
 		FilterSubjects: filters,
 		AckPolicy:      jetstream.AckExplicitPolicy,
@@ -69,7 +72,18 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h Handler) error {
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		MaxAckPending:  256,
 		Replicas:       b.cfg.Replicas,
-	})
+	}
+	if !cc.StartAt.IsZero() {
+		start := cc.StartAt
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	// A durable's deliver policy cannot change: keep an existing one's.
+	if existing, err := b.js.Consumer(cctx, b.names.Stream(), cc.Durable); err == nil {
+		ci := existing.CachedInfo()
+		cfg.DeliverPolicy, cfg.OptStartTime = ci.Config.DeliverPolicy, ci.Config.OptStartTime
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(cctx, b.names.Stream(), cfg)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", cc.Durable, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/checkpointer/executor"
+	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
@@ -44,9 +45,31 @@ func simAgents(t *testing.T, s *events.Server, st store.ImageStore, hosts int) {
 			t.Fatal(err)
 		}
 		b := eventstest.Bus(t, s)
-		wg.Add(1)
+		beacon, err := detector.NewBeacon(b, host, simInventory{sim}, detector.BeaconConfig{Interval: 200 * time.Millisecond, InventoryInterval: 200 * time.Millisecond, InventoryTimeout: time.Second}, eventstest.Logger(t, hclog.Warn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(2)
 		go func() { defer wg.Done(); _ = b.ServeCommands(ctx, host, ex.Handlers(), 8) }()
+		go func() { defer wg.Done(); _ = beacon.Run(ctx) }()
 	}
+}
+
+// simInventory is what a beacon reports of a sim host.
+type simInventory struct{ sim *xen.Sim }
+
+func (s simInventory) Domains(ctx context.Context) ([]detector.DomainSummary, error) {
+	doms, err := s.sim.List(ctx)
+	out := make([]detector.DomainSummary, len(doms))
+	for i, d := range doms {
+		out[i] = detector.DomainSummary{Name: d.Name, State: string(d.State), MemoryMiB: d.MemoryMiB}
+	}
+	return out, err
+}
+
+func (s simInventory) FreeMemoryMiB(ctx context.Context) (uint64, error) {
+	info, err := s.sim.HostInfo(ctx)
+	return info.FreeMemoryMiB, err
 }
 
 func TestLeaderCheckpointsGroupsOnScheduleAndOnDemand(t *testing.T) {
@@ -85,6 +108,14 @@ func TestLeaderCheckpointsGroupsOnScheduleAndOnDemand(t *testing.T) {
 	kv, _ := bus.KV(ctx, bus.Names().Checkpoints())
 	cat := checkpointer.NewCatalog(kv)
 	// On schedule: the group gets checkpoints every second, two kept.
+	defer func() {
+		if t.Failed() {
+			skv, _ := bus.KV(ctx, bus.Names().State())
+			if e, err := skv.Get(ctx, "core"); err == nil {
+				t.Logf("core state: %s", e.Value())
+			}
+		}
+	}()
 	eventstest.Eventually(t, 20*time.Second, func() bool {
 		recs, _ := cat.Committed(ctx, "mpi")
 		return len(recs) == 2 && recs[0].Seq >= 3

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/supervisor/core"
 )
 
 // Config is the "supervisor" section.
@@ -19,6 +20,20 @@ type Config struct {
 	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
 	// Checkpoint tunes the coordinator.
 	Checkpoint checkpointer.CoordinatorConfig `mapstructure:"checkpoint"`
+	// Policy is the decision core's policy (fencing, storm guard, flapping,
+	// retries); see core.DefaultPolicy for every default and why.
+	Policy core.Policy `mapstructure:"policy"`
+	// FenceCommand, if set, fences a failed host at once: argv with {host}
+	// replaced (e.g. ["ipmitool", "-H", "{host}-bmc", "-U", "admin", "-f",
+	// "/etc/xenft/ipmi.pw", "chassis", "power", "off"]), run without a shell.
+	// Exit 0 means fenced. Without it, a silent host counts as fenced once
+	// its self-fence deadline has passed.
+	FenceCommand []string `mapstructure:"fence_command"`
+	// FenceTimeout bounds the fence command (its process group is killed).
+	FenceTimeout time.Duration `mapstructure:"fence_timeout"`
+	// CommandTimeout bounds a restore, destroy, unpause or cold start on an
+	// agent.
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 }
 
 // DefaultConfig: a checkpoint every 5 minutes bounds the work lost to a host
@@ -28,7 +43,8 @@ func DefaultConfig() Config {
 	if err != nil || id == "" {
 		id = "supervisor"
 	}
-	return Config{ID: id, CheckpointInterval: 5 * time.Minute, Checkpoint: checkpointer.DefaultCoordinatorConfig()}
+	return Config{ID: id, CheckpointInterval: 5 * time.Minute, Checkpoint: checkpointer.DefaultCoordinatorConfig(),
+		Policy: core.DefaultPolicy(), FenceTimeout: 30 * time.Second, CommandTimeout: 5 * time.Minute}
 }
 
 // Validate names the offending key under section.
@@ -41,5 +57,12 @@ func (c Config) Validate(section string) error {
 		errs = append(errs, fmt.Errorf("%s.checkpoint_interval: must be 0 or at least 1s, got %s", section, c.CheckpointInterval))
 	}
 	errs = append(errs, c.Checkpoint.Validate(section+".checkpoint"))
+	errs = append(errs, c.Policy.Validate(section+".policy"))
+	if c.FenceTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%s.fence_timeout: must be positive, got %s", section, c.FenceTimeout))
+	}
+	if c.CommandTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("%s.command_timeout: must be positive, got %s", section, c.CommandTimeout))
+	}
 	return errors.Join(errs...)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -178,35 +177,6 @@ func (i *Inventory) Groups(ctx context.Context) (map[string]GroupSettings, error
 	return out, errs
 }
 
-// CheckpointSpecs returns, for every group with at least one VM, what the
-// coordinator needs, with the group's settings.
-func (i *Inventory) CheckpointSpecs(ctx context.Context) ([]checkpointer.GroupSpec, map[string]GroupSettings, error) {
-	vms, err1 := i.VMs(ctx)
-	settings, err2 := i.Groups(ctx)
-	byGroup := map[string]*checkpointer.GroupSpec{}
-	var names []string
-	for _, v := range vms {
-		if v.Host == "" || v.Policy == core.PolicyNone {
-			continue // not running anywhere, or not protected
-		}
-		g := v.GroupName()
-		spec, ok := byGroup[g]
-		if !ok {
-			s := settings[g]
-			spec = &checkpointer.GroupSpec{Name: g, ResumeEarly: s.ResumeEarly, Retain: s.Retain}
-			byGroup[g] = spec
-			names = append(names, g)
-		}
-		spec.Members = append(spec.Members, checkpointer.Member{VM: v.Name, Host: v.Host})
-	}
-	sort.Strings(names)
-	out := make([]checkpointer.GroupSpec, 0, len(names))
-	for _, n := range names {
-		out = append(out, *byGroup[n])
-	}
-	return out, settings, errors.Join(err1, err2)
-}
-
 // each calls f for every live key of kv.
 func each(ctx context.Context, kv jetstream.KeyValue, f func(key string, value []byte) error) error {
 	lister, err := kv.ListKeys(ctx)
@@ -229,4 +199,17 @@ func each(ctx context.Context, kv jetstream.KeyValue, f func(key string, value [
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// VM returns one registered VM.
+func (i *Inventory) VM(ctx context.Context, name string) (VMSpec, error) {
+	e, err := i.vms.Get(ctx, name)
+	if err != nil {
+		return VMSpec{}, fmt.Errorf("vm %s: %w", name, err)
+	}
+	var v VMSpec
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return VMSpec{}, fmt.Errorf("vm %s: %w", name, err)
+	}
+	return v, nil
 }

@@ -3,17 +3,20 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/supervisor/core"
 )
 
 // scheduler runs each group's checkpoints on its interval and on demand,
 // never two of one group at once. Its state is owned by mu; run's loop and
 // on-demand requests both go through start.
 type scheduler struct {
-	s *Supervisor
+	s  *Supervisor
+	sh *shell
 
 	mu      sync.Mutex
 	last    map[string]time.Time // when the group's last checkpoint began
@@ -29,8 +32,8 @@ type result struct {
 }
 
 // newScheduler's checkpoints run under ctx, each counted in wg.
-func newScheduler(ctx context.Context, wg *sync.WaitGroup, s *Supervisor) *scheduler {
-	return &scheduler{s: s, ctx: ctx, wg: wg, last: map[string]time.Time{}, running: map[string]bool{}, waiters: map[string][]chan result{}}
+func newScheduler(ctx context.Context, wg *sync.WaitGroup, s *Supervisor, sh *shell) *scheduler {
+	return &scheduler{s: s, sh: sh, ctx: ctx, wg: wg, last: map[string]time.Time{}, running: map[string]bool{}, waiters: map[string][]chan result{}}
 }
 
 // pollInterval is how often the schedule and inventory are looked at.
@@ -44,15 +47,17 @@ func (sc *scheduler) run(ctx context.Context) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		specs, settings, err := sc.s.inventory.CheckpointSpecs(ctx)
+		specs := sc.specs()
+		settings, err := sc.s.inventory.Groups(ctx)
 		if err != nil && ctx.Err() == nil {
-			sc.s.log.Warn("inventory incomplete", "error", err)
+			sc.s.log.Warn("group settings incomplete", "error", err)
 		}
 		now := time.Now()
 		for _, g := range specs {
 			interval := sc.s.cfg.CheckpointInterval
 			if st, ok := settings[g.Name]; ok {
 				interval = time.Duration(st.CheckpointInterval)
+				g.ResumeEarly, g.Retain = st.ResumeEarly, st.Retain
 			}
 			if interval <= 0 {
 				continue
@@ -84,21 +89,40 @@ func (sc *scheduler) run(ctx context.Context) {
 // now starts a checkpoint of group at once (or joins the one running) and
 // returns a channel that receives its result.
 func (sc *scheduler) now(ctx context.Context, group string) (<-chan result, error) {
-	specs, _, err := sc.s.inventory.CheckpointSpecs(ctx)
-	if err != nil && len(specs) == 0 {
-		return nil, err
+	g, ok := sc.sh.groupSpec(group)
+	if !ok {
+		return nil, fmt.Errorf("group %q is unknown, or not every member is running (a recovery may be in progress)", group)
 	}
-	for _, g := range specs {
-		if g.Name == group {
-			ch := make(chan result, 1)
-			sc.mu.Lock()
-			sc.waiters[group] = append(sc.waiters[group], ch)
-			sc.mu.Unlock()
-			sc.start(g)
-			return ch, nil
+	ch := make(chan result, 1)
+	sc.mu.Lock()
+	sc.waiters[group] = append(sc.waiters[group], ch)
+	sc.mu.Unlock()
+	sc.start(g)
+	return ch, nil
+}
+
+// specs are the groups whose members all run, as the decision core sees
+// them (it moves VMs; the inventory only says where they were registered).
+// VMs with policy none are not checkpointed.
+func (sc *scheduler) specs() []checkpointer.GroupSpec {
+	v := sc.sh.view.Load()
+	if v == nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, vm := range v.vms {
+		if vm.Policy != core.PolicyNone {
+			names[vm.Group] = true
 		}
 	}
-	return nil, fmt.Errorf("group %q has no running VM with a restart policy", group)
+	var out []checkpointer.GroupSpec
+	for name := range names {
+		if g, ok := sc.sh.groupSpec(name); ok {
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // start runs a checkpoint of g in the background unless one is running.

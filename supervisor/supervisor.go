@@ -29,6 +29,7 @@ type Supervisor struct {
 	catalog   *checkpointer.Catalog
 	coord     *checkpointer.Coordinator
 	elector   *Elector
+	stateKV   jetstream.KeyValue
 
 	term  atomic.Uint64
 	opSeq atomic.Uint64
@@ -42,14 +43,14 @@ func New(ctx context.Context, bus *events.Bus, st store.ImageStore, cfg Config, 
 	log = log.Named("supervisor")
 	names := bus.Names()
 	kvs := map[string]jetstream.KeyValue{}
-	for _, b := range []string{names.VMs(), names.Groups(), names.Checkpoints(), names.Leader()} {
+	for _, b := range []string{names.VMs(), names.Groups(), names.Checkpoints(), names.Leader(), names.State()} {
 		kv, err := bus.KV(ctx, b)
 		if err != nil {
 			return nil, err
 		}
 		kvs[b] = kv
 	}
-	s := &Supervisor{bus: bus, cfg: cfg, log: log}
+	s := &Supervisor{bus: bus, cfg: cfg, log: log, stateKV: kvs[names.State()]}
 	s.inventory = NewInventory(kvs[names.VMs()], kvs[names.Groups()])
 	s.catalog = checkpointer.NewCatalog(kvs[names.Checkpoints()])
 	s.coord = checkpointer.NewCoordinator(cfg.ID, bus, bus, s.catalog, st, cfg.Checkpoint, log)
@@ -85,7 +86,20 @@ func (s *Supervisor) lead(ctx context.Context, term uint64) {
 		s.log.Warn("checkpoint recovery incomplete", "error", err)
 	}
 	var wg sync.WaitGroup
-	sched := newScheduler(ctx, &wg, s)
+	// The decision core's shell runs for the whole term; if it cannot run
+	// (its state unreadable), this supervisor must not lead.
+	ctx, stepDown := context.WithCancel(ctx)
+	defer stepDown()
+	sh := newShell(s, term, s.stateKV)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := sh.run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("decision core stopped; stepping down", "error", err)
+			stepDown()
+		}
+	}()
+	sched := newScheduler(ctx, &wg, s, sh)
 	sub, err := s.bus.Conn().Subscribe(s.bus.Subjects().Supervisor("checkpoint"), func(m *nats.Msg) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.answerCheckpoint(ctx, sched, m) }()

@@ -1,0 +1,224 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/supervisor/core"
+)
+
+// Verbs of the agents' restarter (package restarter), on
+// <prefix>.cmd.<host>.<verb>.
+const (
+	verbRestore   = "vm.restore"
+	verbDestroy   = "vm.destroy"
+	verbUnpause   = "vm.unpause"
+	verbColdStart = "vm.coldstart"
+)
+
+// dispatcher executes the core's actions: each command in its own goroutine
+// with a deadline, its outcome fed back to the loop as a core.Result exactly
+// once; events are published in order by one goroutine.
+type dispatcher struct {
+	sh  *shell
+	wg  sync.WaitGroup
+	pub chan events.Payload
+}
+
+func newDispatcher(sh *shell) *dispatcher {
+	return &dispatcher{sh: sh, pub: make(chan events.Payload, 1024)}
+}
+
+// run starts the actions of one Apply.
+func (d *dispatcher) run(ctx context.Context, acts []core.Action) {
+	d.startPublisher(ctx)
+	for _, a := range acts {
+		switch a := a.(type) {
+		case core.Publish:
+			if p := eventPayload(d.sh.s.cfg.ID, a.Event); p != nil {
+				select {
+				case d.pub <- p:
+				case <-ctx.Done():
+				}
+			}
+		case core.Command:
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.execute(ctx, a)
+			}()
+		}
+	}
+}
+
+var publisherStarted sync.Map // *dispatcher -> true
+
+// startPublisher starts the one goroutine that publishes this term's events
+// in the order the core emitted them.
+func (d *dispatcher) startPublisher(ctx context.Context) {
+	if _, loaded := publisherStarted.LoadOrStore(d, true); loaded {
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer publisherStarted.Delete(d)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case p := <-d.pub:
+				d.publish(ctx, p)
+			}
+		}
+	}()
+}
+
+func (d *dispatcher) publish(ctx context.Context, p events.Payload) {
+	ev, err := events.New("xenft/supervisor/"+d.sh.s.cfg.ID, time.Now(), p)
+	if err == nil {
+		err = d.sh.s.bus.Publish(ctx, ev)
+	}
+	if err != nil && ctx.Err() == nil {
+		d.sh.log.Warn("cannot publish", "type", p.EventType(), "error", err)
+	}
+}
+
+func (d *dispatcher) wait() { d.wg.Wait() }
+
+// execute runs one command and feeds its result back.
+func (d *dispatcher) execute(ctx context.Context, c core.Command) {
+	outcome, msg := d.do(ctx, c)
+	if ctx.Err() != nil {
+		return // leadership ended: the next leader re-sends under its term
+	}
+	if outcome == "" {
+		return // stale epoch: this supervisor lost the lease
+	}
+	d.sh.log.Debug("command done", "command", c.String(), "outcome", outcome, "error", msg)
+	_ = d.sh.feed(ctx, core.ResultOf(c, time.Now(), outcome, msg), false)
+}
+
+// do performs c and classifies the outcome (DESIGN "every failure classified
+// as retryable or permanent"). An empty outcome means drop the answer.
+func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, string) {
+	s := d.sh.s
+	timeout := s.cfg.CommandTimeout
+	var err error
+	switch a := c.(type) {
+	case core.FenceHost:
+		return d.fence(ctx, a)
+	case core.DestroyVM:
+		err = s.bus.Command(ctx, a.Host, verbDestroy, destroyRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
+		var ce *events.CommandError
+		if errors.As(err, &ce) && ce.Code == events.CodeNotFound {
+			return core.OutcomeOK, "" // the goal is no copy there
+		}
+	case core.RestoreVM:
+		req, rerr := d.restoreRequest(ctx, a)
+		if rerr != nil {
+			return core.OutcomeImageCorrupt, rerr.Error()
+		}
+		err = s.bus.Command(ctx, a.Host, verbRestore, req, nil, timeout)
+		var ce *events.CommandError
+		if errors.As(err, &ce) && ce.Code == events.CodeNotFound {
+			return core.OutcomeImageCorrupt, err.Error()
+		}
+	case core.ColdStartVM:
+		spec, serr := s.inventory.VM(ctx, a.VM)
+		if serr != nil || spec.ConfigPath == "" {
+			return core.OutcomePermanent, fmt.Sprintf("vm %s has no config path for a cold start", a.VM)
+		}
+		err = s.bus.Command(ctx, a.Host, verbColdStart, coldStartRequest{VM: a.VM, ConfigPath: spec.ConfigPath, Paused: a.Paused, Epoch: epochOf(a.Epoch)}, nil, timeout)
+	case core.UnpauseVM:
+		err = s.bus.Command(ctx, a.Host, verbUnpause, unpauseRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
+	case core.CheckpointGroup:
+		err = d.checkpoint(ctx, a)
+	default:
+		return core.OutcomePermanent, fmt.Sprintf("unknown command %T", c)
+	}
+	return classify(err)
+}
+
+// classify maps an agent's answer to the core's outcomes.
+func classify(err error) (core.Outcome, string) {
+	if err == nil {
+		return core.OutcomeOK, ""
+	}
+	var ce *events.CommandError
+	if !errors.As(err, &ce) {
+		return core.OutcomeRetryable, err.Error()
+	}
+	switch ce.Code {
+	case events.CodeStaleEpoch:
+		return "", ce.Error()
+	case events.CodeRetryable:
+		return core.OutcomeRetryable, ce.Error()
+	case events.CodeCorrupt:
+		return core.OutcomeImageCorrupt, ce.Error()
+	}
+	return core.OutcomePermanent, ce.Error()
+}
+
+// restoreRequest resolves the member's image in the catalog record the core
+// chose.
+func (d *dispatcher) restoreRequest(ctx context.Context, a core.RestoreVM) (restoreRequest, error) {
+	rec, err := d.sh.s.catalog.Get(ctx, a.Group, a.Seq)
+	if err != nil {
+		return restoreRequest{}, err
+	}
+	if rec.State != checkpointer.Committed {
+		return restoreRequest{}, fmt.Errorf("checkpoint %s/%d is %s", a.Group, a.Seq, rec.State)
+	}
+	for _, m := range rec.Members {
+		if m.VM == a.VM {
+			return restoreRequest{VM: a.VM, Group: a.Group, Seq: a.Seq, ImageKey: m.ImageKey, Size: m.Size, SHA256: m.SHA256,
+				Paused: a.Paused, Epoch: epochOf(a.Epoch)}, nil
+		}
+	}
+	return restoreRequest{}, fmt.Errorf("checkpoint %s/%d holds no image of %s", a.Group, a.Seq, a.VM)
+}
+
+// checkpoint runs a drain checkpoint of a group the core asked for (before
+// moving it off a degraded host).
+func (d *dispatcher) checkpoint(ctx context.Context, a core.CheckpointGroup) error {
+	spec, ok := d.sh.groupSpec(a.Group)
+	if !ok {
+		return fmt.Errorf("group %s has no running member", a.Group)
+	}
+	_, err := d.sh.s.coord.Checkpoint(ctx, spec, epochOf(a.Epoch))
+	return err
+}
+
+func epochOf(e core.Epoch) events.Epoch { return events.Epoch{Term: e.Term, Seq: e.Seq} }
+
+// Requests of the restarter's verbs.
+type restoreRequest struct {
+	VM       string       `json:"vm"`
+	Group    string       `json:"group"`
+	Seq      uint64       `json:"seq"`
+	ImageKey string       `json:"image_key"`
+	Size     int64        `json:"size"`
+	SHA256   string       `json:"sha256"`
+	Paused   bool         `json:"paused"`
+	Epoch    events.Epoch `json:"epoch"`
+}
+
+type destroyRequest struct {
+	VM    string       `json:"vm"`
+	Epoch events.Epoch `json:"epoch"`
+}
+
+type unpauseRequest = destroyRequest
+
+type coldStartRequest struct {
+	VM         string       `json:"vm"`
+	ConfigPath string       `json:"config_path"`
+	Paused     bool         `json:"paused"`
+	Epoch      events.Epoch `json:"epoch"`
+}
