@@ -34,9 +34,8 @@ func newDispatcher(sh *shell) *dispatcher {
 	return &dispatcher{sh: sh, pub: make(chan events.Payload, 1024)}
 }
 
-// run starts the actions of one Apply.
+// run starts the actions of one Apply (after start).
 func (d *dispatcher) run(ctx context.Context, acts []core.Action) {
-	d.startPublisher(ctx)
 	for _, a := range acts {
 		switch a := a.(type) {
 		case core.Publish:
@@ -56,18 +55,12 @@ func (d *dispatcher) run(ctx context.Context, acts []core.Action) {
 	}
 }
 
-var publisherStarted sync.Map // *dispatcher -> true
-
-// startPublisher starts the one goroutine that publishes this term's events
-// in the order the core emitted them.
-func (d *dispatcher) startPublisher(ctx context.Context) {
-	if _, loaded := publisherStarted.LoadOrStore(d, true); loaded {
-		return
-	}
+// start starts the one goroutine that publishes this term's events in the
+// order the core emitted them; it stops when ctx ends.
+func (d *dispatcher) start(ctx context.Context) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer publisherStarted.Delete(d)
 		for {
 			select {
 			case <-ctx.Done():

@@ -155,6 +155,7 @@ func (sh *shell) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer sh.disp.wait()
+	sh.disp.start(ctx)
 	sh.disp.run(ctx, acts)
 	// The sources' first inputs (inventory, catalog) wait until they are
 	// applied, which the loop below does: start them beside it.
