@@ -9,16 +9,8 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/restarter/protocol"
 	"github.com/xenft/xenft/supervisor/core"
-)
-
-// Verbs of the agents' restarter (package restarter), on
-// <prefix>.cmd.<host>.<verb>.
-const (
-	verbRestore   = "vm.restore"
-	verbDestroy   = "vm.destroy"
-	verbUnpause   = "vm.unpause"
-	verbColdStart = "vm.coldstart"
 )
 
 // dispatcher executes the core's actions: each command in its own goroutine
@@ -107,7 +99,7 @@ func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, stri
 	case core.FenceHost:
 		return d.fence(ctx, a)
 	case core.DestroyVM:
-		err = s.bus.Command(ctx, a.Host, verbDestroy, destroyRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
+		err = s.bus.Command(ctx, a.Host, protocol.VerbDestroy, protocol.DestroyRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
 		var ce *events.CommandError
 		if errors.As(err, &ce) && ce.Code == events.CodeNotFound {
 			return core.OutcomeOK, "" // the goal is no copy there
@@ -117,7 +109,7 @@ func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, stri
 		if rerr != nil {
 			return core.OutcomeImageCorrupt, rerr.Error()
 		}
-		err = s.bus.Command(ctx, a.Host, verbRestore, req, nil, timeout)
+		err = s.bus.Command(ctx, a.Host, protocol.VerbRestore, req, nil, timeout)
 		var ce *events.CommandError
 		if errors.As(err, &ce) && ce.Code == events.CodeNotFound {
 			return core.OutcomeImageCorrupt, err.Error()
@@ -127,9 +119,10 @@ func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, stri
 		if serr != nil || spec.ConfigPath == "" {
 			return core.OutcomePermanent, fmt.Sprintf("vm %s has no config path for a cold start", a.VM)
 		}
-		err = s.bus.Command(ctx, a.Host, verbColdStart, coldStartRequest{VM: a.VM, ConfigPath: spec.ConfigPath, Paused: a.Paused, Epoch: epochOf(a.Epoch)}, nil, timeout)
+		paused := a.Paused
+		err = s.bus.Command(ctx, a.Host, protocol.VerbColdStart, protocol.ColdStartRequest{VM: a.VM, ConfigPath: spec.ConfigPath, Paused: &paused, Epoch: epochOf(a.Epoch)}, nil, timeout)
 	case core.UnpauseVM:
-		err = s.bus.Command(ctx, a.Host, verbUnpause, unpauseRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
+		err = s.bus.Command(ctx, a.Host, protocol.VerbUnpause, protocol.UnpauseRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
 	case core.CheckpointGroup:
 		err = d.checkpoint(ctx, a)
 	default:
@@ -160,21 +153,22 @@ func classify(err error) (core.Outcome, string) {
 
 // restoreRequest resolves the member's image in the catalog record the core
 // chose.
-func (d *dispatcher) restoreRequest(ctx context.Context, a core.RestoreVM) (restoreRequest, error) {
+func (d *dispatcher) restoreRequest(ctx context.Context, a core.RestoreVM) (protocol.RestoreRequest, error) {
 	rec, err := d.sh.s.catalog.Get(ctx, a.Group, a.Seq)
 	if err != nil {
-		return restoreRequest{}, err
+		return protocol.RestoreRequest{}, err
 	}
 	if rec.State != checkpointer.Committed {
-		return restoreRequest{}, fmt.Errorf("checkpoint %s/%d is %s", a.Group, a.Seq, rec.State)
+		return protocol.RestoreRequest{}, fmt.Errorf("checkpoint %s/%d is %s", a.Group, a.Seq, rec.State)
 	}
 	for _, m := range rec.Members {
 		if m.VM == a.VM {
-			return restoreRequest{VM: a.VM, Group: a.Group, Seq: a.Seq, ImageKey: m.ImageKey, Size: m.Size, SHA256: m.SHA256,
-				Paused: a.Paused, Epoch: epochOf(a.Epoch)}, nil
+			paused := a.Paused
+			return protocol.RestoreRequest{VM: a.VM, Group: a.Group, Seq: a.Seq, ImageKey: m.ImageKey, Size: m.Size, SHA256: m.SHA256,
+				Paused: &paused, Epoch: epochOf(a.Epoch)}, nil
 		}
 	}
-	return restoreRequest{}, fmt.Errorf("checkpoint %s/%d holds no image of %s", a.Group, a.Seq, a.VM)
+	return protocol.RestoreRequest{}, fmt.Errorf("checkpoint %s/%d holds no image of %s", a.Group, a.Seq, a.VM)
 }
 
 // checkpoint runs a drain checkpoint of a group the core asked for (before
@@ -189,29 +183,3 @@ func (d *dispatcher) checkpoint(ctx context.Context, a core.CheckpointGroup) err
 }
 
 func epochOf(e core.Epoch) events.Epoch { return events.Epoch{Term: e.Term, Seq: e.Seq} }
-
-// Requests of the restarter's verbs.
-type restoreRequest struct {
-	VM       string       `json:"vm"`
-	Group    string       `json:"group"`
-	Seq      uint64       `json:"seq"`
-	ImageKey string       `json:"image_key"`
-	Size     int64        `json:"size"`
-	SHA256   string       `json:"sha256"`
-	Paused   bool         `json:"paused"`
-	Epoch    events.Epoch `json:"epoch"`
-}
-
-type destroyRequest struct {
-	VM    string       `json:"vm"`
-	Epoch events.Epoch `json:"epoch"`
-}
-
-type unpauseRequest = destroyRequest
-
-type coldStartRequest struct {
-	VM         string       `json:"vm"`
-	ConfigPath string       `json:"config_path"`
-	Paused     bool         `json:"paused"`
-	Epoch      events.Epoch `json:"epoch"`
-}
