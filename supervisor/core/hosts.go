@@ -59,6 +59,9 @@ func (m *machine) onBeat(in HostBeat) error {
 		for _, d := range slices.Sorted(maps.Keys(domains)) {
 			m.checkDomain(h, d)
 		}
+		if h.State != HostRejoining || h.Synced {
+			m.missing(h, in.Seq, domains)
+		}
 	}
 	// Memory of VMs placed here is counted in FreeMiB once a beat shows them.
 	for vm := range h.Reserved {
@@ -241,7 +244,7 @@ func (m *machine) gone(v *VM) {
 	if v.Host != "" {
 		v.Prev = v.Host
 	}
-	v.Host, v.Seq = "", 0
+	v.Host, v.Seq, v.Missing = "", 0, 0
 }
 
 // silentTooLong reports whether a beat at t comes fence_self_timeout or more
@@ -272,6 +275,40 @@ func (m *machine) sync(h *Host, domains map[string]bool) {
 			m.lost(v, "vm "+name+" gone from "+h.Name, true)
 		case VMRestored, VMUnpausing:
 			m.lost(v, "vm "+name+" gone from "+h.Name, true)
+		}
+	}
+}
+
+// missingBeats is how many beats after the first one that does not list a
+// VM it must still be missing before it counts as gone: a beat taken just
+// before a restore finished may arrive after its result.
+const missingBeats = 2
+
+// missing notices VMs believed on h that its beats stopped listing: a domain
+// that vanished while its agent could not report vm.failed (a crash during a
+// partition, a lost report). Only settled copies are checked; an operation in
+// flight answers for itself.
+func (m *machine) missing(h *Host, seq uint64, domains map[string]bool) {
+	for _, name := range m.flush().vmsOn(h.Name) {
+		v := m.s.VMs[name]
+		if v.Host != h.Name || v.Op != nil {
+			continue
+		}
+		switch {
+		case domains[name]:
+			if v.Missing != 0 {
+				m.touchVM(name)
+				v.Missing = 0
+			}
+		case v.State != VMRunning && v.State != VMRestored && v.State != VMUnrecoverable:
+		case v.Missing == 0:
+			m.touchVM(name)
+			v.Missing = seq
+		case seq >= v.Missing+missingBeats:
+			m.gone(v)
+			if v.State != VMUnrecoverable {
+				m.lost(v, "vm "+name+" vanished from "+h.Name, true)
+			}
 		}
 	}
 }

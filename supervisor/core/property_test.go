@@ -118,6 +118,7 @@ func (w *world) feed(in Input) []Action {
 		if cerr := w.s.Check(); cerr != nil {
 			w.violation("after %T %+v: %v", in, in, cerr)
 		}
+		w.trace(in, acts, err)
 		for _, a := range acts {
 			if c, ok := a.(Command); ok && err == nil {
 				w.queue = append(w.queue, c)
@@ -146,12 +147,7 @@ func (w *world) feed(in Input) []Action {
 	if !reflect.DeepEqual(acts, tacts) || (err == nil) != (terr == nil) || !sameState(w.s, twin) {
 		w.violation("%T is not deterministic: %v / %v, %v / %v", in, acts, tacts, err, terr)
 	}
-	if *traceWorld {
-		w.t.Logf("%d +%s %T %+v -> err=%v", w.steps, w.now.Sub(t0), in, in, err)
-		for _, a := range acts {
-			w.t.Logf("    %s", a)
-		}
-	}
+	w.trace(in, acts, err)
 	changes := w.s.TakeChanges()
 	if err != nil {
 		if !sameState(before, w.s) || !changes.Empty() {
@@ -170,6 +166,15 @@ func (w *world) feed(in Input) []Action {
 		}
 	}
 	return acts
+}
+
+func (w *world) trace(in Input, acts []Action, err error) {
+	if *traceWorld {
+		w.t.Logf("%d +%s %T %+v -> err=%v", w.steps, w.now.Sub(t0), in, in, err)
+		for _, a := range acts {
+			w.t.Logf("    %s", a)
+		}
+	}
 }
 
 func sameState(a, b *State) bool {

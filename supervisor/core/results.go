@@ -107,7 +107,7 @@ func (m *machine) restoreResult(v *VM, r Result) {
 	g := m.s.Groups[groupOf(v.VMConfig)]
 	op := v.Op
 	if r.Outcome == OutcomeOK {
-		v.Op, v.Host, v.Seq, v.State, v.HostFailures = nil, op.Host, op.Seq, VMRestored, 0
+		v.Op, v.Host, v.Seq, v.State, v.HostFailures, v.Missing = nil, op.Host, op.Seq, VMRestored, 0, 0
 		return
 	}
 	m.s.Counters.RestoreFails++

@@ -82,3 +82,7 @@ func TestRule_StaleResultsIgnored(t *testing.T) { runScript(t, "stale_results.tx
 // TestOperator_MaintenanceDrainMove: maintenance drains through a fresh
 // checkpoint; a move pins the VM; maintenance off cancels pending drains.
 func TestOperator_MaintenanceDrainMove(t *testing.T) { runScript(t, "maintenance.txt") }
+
+// TestRule_VMVanishedFromBeats: a VM its host's beats stop listing is lost,
+// even without a vm.failed report.
+func TestRule_VMVanishedFromBeats(t *testing.T) { runScript(t, "vm_vanished.txt") }

@@ -192,6 +192,9 @@ type VM struct {
 	Tried        []string `json:"tried,omitempty"`
 	// Reason says why the VM is unrecoverable.
 	Reason string `json:"reason,omitempty"`
+	// Missing is the sequence of the first beat of Host that did not list
+	// the VM (0: listed); see missing in hosts.go.
+	Missing uint64 `json:"missing,omitempty"`
 }
 
 // Group is a set of VMs that roll back together.
