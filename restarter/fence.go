@@ -300,16 +300,17 @@ func (r *Restarter) reconcile(e events.Epoch) bool {
 	return true
 }
 
-// fencedError refuses a command on a fenced host (permanent: this request
-// will not succeed here; the supervisor places the VM elsewhere).
-func (r *Restarter) fencedError(verb, vm string) error {
+// fencedError refuses what (a command) on a fenced host; r.mu is held. It
+// is permanent: this request will not succeed here, and the supervisor
+// places the VM elsewhere.
+func (r *Restarter) fencedError(what string) error {
 	f := r.fence
 	why := "its lease is not renewed yet"
 	if f.renewedSince {
 		why = "the supervisor has not reconciled it with vm.list yet"
 	}
-	return events.NewCommandError(events.CodePermanent, fmt.Errorf("%s of %s refused: %s self-fenced at %s (generation %d) and %s",
-		verb, vm, r.id.Host, f.fencedAt.UTC().Format(time.RFC3339Nano), f.generation, why))
+	return events.NewCommandError(events.CodePermanent, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
+		what, r.id.Host, f.fencedAt.UTC().Format(time.RFC3339Nano), f.generation, why))
 }
 
 // FenceStatus reports the self-fence state.

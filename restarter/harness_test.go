@@ -267,6 +267,13 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	return a
 }
 
+// waitWatchRounds waits until a's watcher has compared n more listings.
+func (a *agent) waitWatchRounds(n uint64) {
+	a.t.Helper()
+	target := a.r.WatchRounds() + n
+	eventstest.Eventually(a.t, 10*time.Second, func() bool { return a.r.WatchRounds() >= target }, "watcher of %s stalled", a.host)
+}
+
 // command sends verb to a's host and returns the reply or the command error.
 func command[Rep any](e *env, host, verb string, req any) (Rep, error) {
 	var rep Rep
@@ -412,7 +419,8 @@ type recorder struct {
 	mu           sync.Mutex
 	destroyed    map[string]time.Time
 	holdRestores bool
-	restoreCtx   chan error // receives each held restore's context error
+	entered      chan struct{} // receives when a held restore starts
+	restoreCtx   chan error    // receives each held restore's context error
 }
 
 func (r *recorder) Destroy(ctx context.Context, dom string) error {
@@ -434,9 +442,10 @@ func (r *recorder) destroyedAt(dom string) (time.Time, bool) {
 
 func (r *recorder) Restore(ctx context.Context, path string, opts xen.RestoreOptions) error {
 	r.mu.Lock()
-	hold, ch := r.holdRestores, r.restoreCtx
+	hold, entered, ch := r.holdRestores, r.entered, r.restoreCtx
 	r.mu.Unlock()
 	if hold {
+		entered <- struct{}{}
 		<-ctx.Done()
 		ch <- ctx.Err()
 		return fmt.Errorf("held restore of %s: %w", path, ctx.Err())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,7 +155,11 @@ func decoded[Req, Rep any](f func(context.Context, Req) (Rep, error)) events.Com
 	}
 }
 
-// errSuperseded refuses a command overtaken by a newer one for the same VM.
+// nameRE is the events schema's name: VM names travel in subjects, event
+// data and spool file names.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// staleFor refuses a command overtaken by a newer one for the same VM.
 func staleFor(verb, vm string, e, newer events.Epoch) error {
 	return events.NewCommandError(events.CodeStaleEpoch,
 		fmt.Errorf("%s of %s: epoch %d.%d is older than %d.%d already received for it", verb, vm, e.Term, e.Seq, newer.Term, newer.Seq))
@@ -163,8 +168,8 @@ func staleFor(verb, vm string, e, newer events.Epoch) error {
 // admit checks a command's epoch: the shared guard refuses an old term, and
 // per VM an epoch older than the newest received is refused.
 func (r *Restarter) admit(verb, vm string, e events.Epoch) error {
-	if vm == "" {
-		return events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: vm is required", verb))
+	if !nameRE.MatchString(vm) {
+		return events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: vm %q is not a name (letters, digits, '.', '_', '-')", verb, vm))
 	}
 	if e.Term == 0 && e.Seq == 0 {
 		return events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s of %s: epoch is required", verb, vm))
@@ -212,7 +217,7 @@ func (r *Restarter) begin(ctx context.Context, verb, vm string, e events.Epoch, 
 	}
 	if gated && r.fence.fenced {
 		<-slot
-		return nil, nil, r.fencedError(verb, vm)
+		return nil, nil, r.fencedError(verb + " of " + vm)
 	}
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	o := &op{verb: verb, vm: vm, epoch: e, cancel: cancel, done: make(chan struct{})}

@@ -17,8 +17,8 @@ var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func validateRestore(r RestoreRequest) error {
 	var errs []error
-	if r.VM == "" {
-		errs = append(errs, errors.New("vm is required"))
+	if !nameRE.MatchString(r.VM) {
+		errs = append(errs, fmt.Errorf("vm %q is not a name", r.VM))
 	}
 	if r.Group == "" {
 		errs = append(errs, errors.New("group is required"))
@@ -126,7 +126,7 @@ func (r *Restarter) failed(ctx context.Context, where string, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fence.fenced {
-		return r.fencedError(where, "its domain")
+		return r.fencedError(where)
 	}
 	var ce *events.CommandError
 	if errors.As(err, &ce) {

@@ -1,0 +1,203 @@
+package restarter_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/eventstest"
+	"github.com/xenft/xenft/restarter"
+)
+
+// fastFence self-fences 700 ms after the last renewal and has destroyed
+// everything by 1 s.
+var fastFence = restarter.FenceConfig{RenewInterval: 100 * time.Millisecond, SelfTimeout: time.Second,
+	ActionTimeout: 300 * time.Millisecond, Action: restarter.FenceDestroy}
+
+func (a *agent) waitRenewed() {
+	a.t.Helper()
+	eventstest.Eventually(a.t, 5*time.Second, func() bool { return !a.r.FenceStatus().LastRenewal.IsZero() }, "%s never renewed its lease", a.host)
+}
+
+// DESIGN.md "Safety first": an agent that cannot renew its lease on the bus
+// for fence.self_timeout destroys its own domains — strictly within
+// self_timeout of its last successful renewal, which is what the
+// supervisor's deadline (last beat + self_timeout + margin) relies on.
+func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testing.T) {
+	e := newEnv(t)
+	cp := e.makeCheckpoint(simDriver, "vm4", "g", 1, 20)
+	a := e.agent("n1", agentOptions{fence: fastFence})
+	for _, vm := range []string{"vm1", "vm2", "vm3"} {
+		if err := a.hv.Create(context.Background(), e.writeCfg(vm, 64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+		t.Fatal(err)
+	}
+	a.waitRenewed()
+
+	e.srv.stop() // the host loses the bus
+	eventstest.Eventually(t, 5*time.Second, func() bool { return len(a.domains()) == 0 }, "domains survive the self-fence: %v", a.domains())
+	last := a.r.LastRenewal()
+	for _, vm := range []string{"vm1", "vm2", "vm3", "vm4"} {
+		at, ok := a.hv.destroyedAt(vm)
+		if !ok {
+			t.Fatalf("%s was not destroyed by the agent", vm)
+		}
+		if after := at.Sub(last); after >= fastFence.SelfTimeout || after < fastFence.SelfTimeout-fastFence.ActionTimeout {
+			t.Errorf("%s destroyed %s after the last renewal, want within [%s, %s)", vm, after,
+				fastFence.SelfTimeout-fastFence.ActionTimeout, fastFence.SelfTimeout)
+		}
+	}
+	if st := a.r.FenceStatus(); !st.Fenced || st.Generation != 1 {
+		t.Fatalf("fence status %+v", st)
+	}
+}
+
+// After a self-fence the host resurrects nothing: it destroys whatever
+// appears and refuses restores, cold starts and unpauses until its lease is
+// renewed AND the supervisor reconciled it with a vm.list carrying a
+// leader's epoch. What the fence killed is then reported as vm.failed.
+func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing.T) {
+	e := newEnv(t)
+	cp := e.makeCheckpoint(simDriver, "vm2", "g", 1, 20)
+	a := e.agent("n1", agentOptions{fence: fastFence})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(2)
+	a.waitRenewed()
+
+	e.srv.stop()
+	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced && len(a.domains()) == 0 }, "no self-fence")
+	// Something started on the fenced host behind the agent's back is
+	// destroyed too.
+	if err := a.hv.Create(context.Background(), e.writeCfg("stray", 64)); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 5*time.Second, func() bool { _, ok := a.domains()["stray"]; return !ok }, "a domain survives on a fenced host")
+
+	e.srv.start() // the bus comes back
+	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
+	eventstest.Eventually(t, 10*time.Second, func() bool {
+		return e.sup.Command(context.Background(), "n1", restarter.VerbList, restarter.ListRequest{}, nil, 500*time.Millisecond) == nil
+	}, "agent does not answer after the outage")
+
+	_, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next()))
+	if codeOf(err) != events.CodePermanent || !strings.Contains(err.Error(), "self-fenced") {
+		t.Fatalf("restore on a fenced, unreconciled host: %v, want a permanent refusal", err)
+	}
+	_, err = command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("vm3", 64), Epoch: e.next()})
+	if codeOf(err) != events.CodePermanent {
+		t.Fatalf("cold start on a fenced host: %v, want permanent", err)
+	}
+	_, err = command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != events.CodePermanent {
+		t.Fatalf("unpause on a fenced host: %v, want permanent", err)
+	}
+	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 1000 {
+		t.Fatalf("lease while awaiting reconciliation: %+v", lease)
+	}
+	// An operator's look (no epoch) is not a reconciliation.
+	look, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
+	if err != nil || !look.Fence.Fenced {
+		t.Fatalf("list without epoch: %+v, %v", look.Fence, err)
+	}
+	rec, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
+	if err != nil || rec.Fence.Fenced || len(rec.Domains) != 0 {
+		t.Fatalf("reconciling list: %+v, %v", rec, err)
+	}
+	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+		t.Fatalf("restore after reconciliation: %v", err)
+	}
+	eventstest.Eventually(t, 5*time.Second, func() bool { return !e.lease("n1").AwaitingReconcile }, "lease still awaiting reconciliation")
+
+	got := e.vmFailed("vm1")
+	if len(got) != 1 || !strings.Contains(got[0].Reason, "self-fenced") {
+		t.Fatalf("vm.failed for vm1 after the fence: %+v, want one saying self-fenced", got)
+	}
+}
+
+// A restore in flight when the fence comes is cancelled, and leaves no
+// domain behind: nothing appears on a host after it fenced.
+func TestSelfFenceCancelsARestoreInFlight(t *testing.T) {
+	e := newEnv(t)
+	cp := e.makeCheckpoint(simDriver, "vm1", "g", 1, 20)
+	a := e.agent("n1", agentOptions{fence: fastFence})
+	a.waitRenewed()
+	a.hv.mu.Lock()
+	a.hv.holdRestores, a.hv.entered, a.hv.restoreCtx = true, make(chan struct{}, 1), make(chan error, 1)
+	a.hv.mu.Unlock()
+	done := make(chan error, 1)
+	req := cp.request(e.next())
+	go func() {
+		done <- e.sup.Command(context.Background(), "n1", restarter.VerbRestore, req, nil, 3*time.Second)
+	}()
+	<-a.hv.entered
+	e.srv.stop()
+	select {
+	case err := <-a.hv.restoreCtx:
+		if err != context.Canceled {
+			t.Fatalf("held restore ended with %v, want cancelled by the fence", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fence did not cancel the restore in flight")
+	}
+	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced }, "no self-fence")
+	if doms := a.domains(); len(doms) != 0 {
+		t.Fatalf("domains on a fenced host: %v", doms)
+	}
+	<-done // the requester hears nothing: its bus is down too
+}
+
+// With fence.action pause the domains are paused, not destroyed, and the
+// agent never unpauses one the fence paused.
+func TestPauseFenceNeverUnpausesWhatItPaused(t *testing.T) {
+	e := newEnv(t)
+	f := fastFence
+	f.Action = restarter.FencePause
+	a := e.agent("n1", agentOptions{fence: f})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitRenewed()
+	e.srv.stop()
+	eventstest.Eventually(t, 5*time.Second, func() bool { return a.domains()["vm1"].State == "paused" }, "vm1 not paused by the fence")
+	e.srv.start()
+	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
+	eventstest.Eventually(t, 10*time.Second, func() bool {
+		_, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
+		return err == nil
+	}, "no reconciliation")
+	_, err := command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != events.CodePermanent {
+		t.Fatalf("unpause of a domain the fence paused: %v, want permanent", err)
+	}
+	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+		t.Fatalf("destroy of a fence-paused domain: %v", err)
+	}
+}
+
+// lease reads host's lease record from the xenft_hosts bucket.
+func (e *env) lease(host string) restarter.HostLease {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := e.sup.KV(ctx, e.sup.Names().Hosts())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ent, err := kv.Get(ctx, host)
+	if err != nil {
+		e.t.Fatalf("lease of %s: %v", host, err)
+	}
+	var l restarter.HostLease
+	if err := json.Unmarshal(ent.Value(), &l); err != nil {
+		e.t.Fatal(err)
+	}
+	return l
+}

@@ -1,0 +1,104 @@
+package restarter_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xenft/xenft/events/eventstest"
+	"github.com/xenft/xenft/restarter"
+	"github.com/xenft/xenft/xen"
+)
+
+// "A VM that dies on a healthy host (the agent reports vm.failed: the
+// domain vanished or crashed without a command from us)": a domain
+// destroyed behind the agent's back is reported exactly once, under its
+// deterministic id.
+func TestDomainDestroyedBehindTheAgentsBackIsReportedOnce(t *testing.T) {
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			e := newEnv(t)
+			a := e.agent("n1", agentOptions{driver: d})
+			if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+				t.Fatal(err)
+			}
+			a.waitWatchRounds(2) // seen alive
+			if err := a.hv.Destroy(context.Background(), "vm1"); err != nil {
+				t.Fatal(err)
+			}
+			eventstest.Eventually(t, 10*time.Second, func() bool { return len(e.vmFailed("vm1")) > 0 }, "no vm.failed for vm1")
+			a.waitWatchRounds(5)
+			got := e.vmFailed("vm1")
+			if len(got) != 1 {
+				t.Fatalf("%d vm.failed for vm1, want exactly 1: %+v", len(got), got)
+			}
+			if got[0].Host != "n1" || !strings.Contains(got[0].Reason, "vanished") {
+				t.Fatalf("vm.failed %+v", got[0])
+			}
+		})
+	}
+}
+
+// A crashed domain (it stays listed) is reported once too.
+func TestCrashedDomainIsReportedOnce(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("n1", agentOptions{})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(2)
+	if err := a.hv.Hypervisor.(*xen.Sim).Crash(context.Background(), "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(e.vmFailed("vm1")) > 0 }, "no vm.failed for vm1")
+	a.waitWatchRounds(5)
+	got := e.vmFailed("vm1")
+	if len(got) != 1 || !strings.Contains(got[0].Reason, "crashed") {
+		t.Fatalf("vm.failed for a crashed vm1: %+v, want one saying crashed", got)
+	}
+}
+
+// A domain destroyed by a vm.destroy command, or replaced by our own
+// restore, is not reported: only deaths without a command from us are.
+func TestDomainDestroyedByCommandIsNotReported(t *testing.T) {
+	e := newEnv(t)
+	cp := e.makeCheckpoint(simDriver, "vm2", "g", 1, 20)
+	a := e.agent("n1", agentOptions{})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(2)
+	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+		t.Fatal(err)
+	}
+	// vm2: restored, seen, destroyed and restored again by commands.
+	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(2)
+	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm2", Epoch: e.next()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(5)
+	if got := e.vmFailed("vm1"); len(got) != 0 {
+		t.Fatalf("vm.failed for vm1 destroyed by command: %+v", got)
+	}
+	if got := e.vmFailed("vm2"); len(got) != 0 {
+		t.Fatalf("vm.failed for vm2 destroyed and restored by command: %+v", got)
+	}
+}
+
+// The id names one death of one domain, so a repeated publish is stored once.
+func TestFailureIDIsDeterministic(t *testing.T) {
+	if got := restarter.FailureID("n1", "abc", "vm1", 7); got != "vm.failed/n1/abc/vm1/7" {
+		t.Fatalf("FailureID = %q", got)
+	}
+	long := strings.Repeat("h", 128)
+	if id := restarter.FailureID(long, "abc", strings.Repeat("v", 128), 7); len(id) > 256 || id != restarter.FailureID(long, "abc", strings.Repeat("v", 128), 7) {
+		t.Fatalf("long FailureID %q", id)
+	}
+}
