@@ -27,34 +27,42 @@ func (a *agent) waitRenewed() {
 // self_timeout of its last successful renewal, which is what the
 // supervisor's deadline (last beat + self_timeout + margin) relies on.
 func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testing.T) {
-	e := newEnv(t)
-	cp := e.makeCheckpoint(simDriver, "vm4", "g", 1, 20)
-	a := e.agent("n1", agentOptions{fence: fastFence})
-	for _, vm := range []string{"vm1", "vm2", "vm3"} {
-		if err := a.hv.Create(context.Background(), e.writeCfg(vm, 64)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
-		t.Fatal(err)
-	}
-	a.waitRenewed()
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			f := fastFence
+			if d.name == "xl" { // each xl call is a process; the fake xl serialises them
+				f.SelfTimeout, f.ActionTimeout = 2*time.Second, time.Second
+			}
+			e := newEnv(t)
+			cp := e.makeCheckpoint(d, "vm4", "g", 1, 20)
+			a := e.agent("n1", agentOptions{driver: d, fence: f})
+			for _, vm := range []string{"vm1", "vm2", "vm3"} {
+				if err := a.hv.Create(context.Background(), e.writeCfg(vm, 64)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+				t.Fatal(err)
+			}
+			a.waitRenewed()
 
-	e.srv.stop() // the host loses the bus
-	eventstest.Eventually(t, 5*time.Second, func() bool { return len(a.domains()) == 0 }, "domains survive the self-fence: %v", a.domains())
-	last := a.r.LastRenewal()
-	for _, vm := range []string{"vm1", "vm2", "vm3", "vm4"} {
-		at, ok := a.hv.destroyedAt(vm)
-		if !ok {
-			t.Fatalf("%s was not destroyed by the agent", vm)
-		}
-		if after := at.Sub(last); after >= fastFence.SelfTimeout || after < fastFence.SelfTimeout-fastFence.ActionTimeout {
-			t.Errorf("%s destroyed %s after the last renewal, want within [%s, %s)", vm, after,
-				fastFence.SelfTimeout-fastFence.ActionTimeout, fastFence.SelfTimeout)
-		}
-	}
-	if st := a.r.FenceStatus(); !st.Fenced || st.Generation != 1 {
-		t.Fatalf("fence status %+v", st)
+			e.srv.stop() // the host loses the bus
+			eventstest.Eventually(t, 10*time.Second, func() bool { return len(a.domains()) == 0 }, "domains survive the self-fence: %v", a.domains())
+			last := a.r.LastRenewal()
+			for _, vm := range []string{"vm1", "vm2", "vm3", "vm4"} {
+				at, ok := a.hv.destroyedAt(vm)
+				if !ok {
+					t.Fatalf("%s was not destroyed by the agent", vm)
+				}
+				if after := at.Sub(last); after >= f.SelfTimeout || after < f.SelfTimeout-f.ActionTimeout {
+					t.Errorf("%s destroyed %s after the last renewal, want within [%s, %s)", vm, after,
+						f.SelfTimeout-f.ActionTimeout, f.SelfTimeout)
+				}
+			}
+			if st := a.r.FenceStatus(); !st.Fenced || st.Generation != 1 {
+				t.Fatalf("fence status %+v", st)
+			}
+		})
 	}
 }
 
@@ -152,6 +160,35 @@ func TestSelfFenceCancelsARestoreInFlight(t *testing.T) {
 		t.Fatalf("domains on a fenced host: %v", doms)
 	}
 	<-done // the requester hears nothing: its bus is down too
+}
+
+// A destroy does not wait behind an older restore of the same VM: it
+// cancels it, and the VM ends with no copy here.
+func TestDestroyCancelsAnOlderRestoreOfTheSameVM(t *testing.T) {
+	e := newEnv(t)
+	cp := e.makeCheckpoint(simDriver, "vm1", "g", 1, 20)
+	a := e.agent("n1", agentOptions{})
+	a.hv.mu.Lock()
+	a.hv.holdRestores, a.hv.entered, a.hv.restoreCtx = true, make(chan struct{}, 1), make(chan error, 1)
+	a.hv.mu.Unlock()
+	done := make(chan error, 1)
+	req := cp.request(e.next())
+	go func() {
+		done <- e.sup.Command(context.Background(), "n1", restarter.VerbRestore, req, nil, 10*time.Second)
+	}()
+	<-a.hv.entered
+	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	if err := <-a.hv.restoreCtx; err != context.Canceled {
+		t.Fatalf("restore ended with %v, want cancelled by the destroy", err)
+	}
+	if err := <-done; codeOf(err) != events.CodeRetryable {
+		t.Fatalf("cancelled restore answered %v, want retryable", err)
+	}
+	if doms := a.domains(); len(doms) != 0 {
+		t.Fatalf("domains after destroy: %v", doms)
+	}
 }
 
 // With fence.action pause the domains are paused, not destroyed, and the
