@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -155,4 +156,21 @@ func BenchmarkClone(b *testing.B) {
 	for b.Loop() {
 		_ = s.Clone()
 	}
+}
+
+// BenchmarkMarshalState: the whole state as one JSON document, as a shell
+// persisting it in one key would write it (its size is reported): at this
+// scale it exceeds NATS's default 1 MiB message, hence Changes.
+func BenchmarkMarshalState(b *testing.B) {
+	s := bigState(b, 5)
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		data, err := json.Marshal(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(data)
+	}
+	b.ReportMetric(float64(n), "bytes/state")
 }

@@ -41,8 +41,11 @@
 // executed twice; one persisted but not executed is sent again. The agents
 // make this safe: every command is idempotent (restoring a VM already restored
 // there from the same checkpoint succeeds, destroying a missing domain
-// succeeds) and an agent refuses a command for a VM whose epoch is older than
-// one it has obeyed for that VM.
+// succeeds) and an agent refuses a command whose term is older than one it has
+// obeyed, or whose epoch is older than one it has obeyed for the same VM (a
+// late destroy must not kill the restore that followed it). Requests to an
+// agent that restarted are lost, not replayed (NATS request/reply), so a new
+// agent process starting with no memory of epochs is safe.
 //
 // Until the first Leader input (Term 0) Apply updates the state and returns
 // no actions: a supervisor that does not lead plans but is not heard.
@@ -51,9 +54,12 @@
 //
 //   - node.suspect, node.failed, node.recovered, node.fault -> NodeSuspect,
 //     NodeFailed, NodeRecovered, NodeFault;
-//   - heartbeats -> HostBeat, at least once per fence_self_timeout per host
-//     (a summary is enough): free memory for placement, and the domain list
-//     that makes a returning host destroy what runs elsewhere;
+//   - heartbeats -> HostBeat, every beat or a summary every second or two,
+//     and always well within fence_self_timeout: a host whose beats stop for
+//     that long may have fenced itself, so its next beat makes it rejoin (no
+//     work until its domain list was reconciled). The domain list also makes
+//     a host destroy copies that run elsewhere, and shows VMs that vanished
+//     without a vm.failed report;
 //   - vm.failed from agents -> VMFailed; the VM inventory -> VMRegistered,
 //     VMUnregistered; the checkpoint catalog and checkpoint.committed/deleted
 //     -> CheckpointCommitted, CheckpointDeleted;
@@ -86,8 +92,9 @@
 //     re-placement (results.go); fallback past a corrupt image, cold start,
 //     unrecoverable (rollback.go retarget, startRollback);
 //   - storm guard (storm.go), flapping (hosts.go flap), returning hosts
-//     (hosts.go rejoin, sync, checkDomain), epochs (commands.go, results.go,
-//     apply.go onLeader).
+//     (hosts.go rejoin, sync, checkDomain), VMs vanished from beats
+//     (hosts.go missing), epochs (commands.go, results.go, apply.go
+//     onLeader).
 //
 // Each rule has a scenario script in testdata/ run by a TestRule_* test, and
 // property_test.go drives random failures, partitions, results and leader

@@ -231,7 +231,11 @@ func (m *machine) stepStopping(g *Group, v *VM) {
 	case h.State == HostRejoining && !h.Synced:
 		// Its domain list will tell whether the copy is still there.
 	case v.Op == nil:
-		if m.s.Storm != nil {
+		if m.s.Storm != nil || (!g.Rollback.Committed && m.awaitsHost(g)) {
+			// Survivors are kept while a lost member's host may still
+			// come back with its copy: then nothing was lost and the
+			// rollback is abandoned. Waiting costs little: the group
+			// unpauses only once that member is restored anyway.
 			return
 		}
 		g.Rollback.Committed = true
@@ -241,6 +245,22 @@ func (m *machine) stepStopping(g *Group, v *VM) {
 	case m.due(v.Op):
 		m.sendVMOp(v, false)
 	}
+}
+
+// awaitsHost reports whether a member's copy is on a host that is silent and
+// not fenced yet, or back but not yet reconciled.
+func (m *machine) awaitsHost(g *Group) bool {
+	for _, name := range g.Members {
+		v := m.s.VMs[name]
+		if v.State != VMStopping || v.Host == "" {
+			continue
+		}
+		h := m.s.Hosts[v.Host]
+		if (h.State == HostFailed && h.FailedBy == FailedBySilence) || (h.State == HostRejoining && !h.Synced) {
+			return true
+		}
+	}
+	return false
 }
 
 // allHome reports whether every member still has its copy on a live host

@@ -86,3 +86,9 @@ func TestOperator_MaintenanceDrainMove(t *testing.T) { runScript(t, "maintenance
 // TestRule_VMVanishedFromBeats: a VM its host's beats stop listing is lost,
 // even without a vm.failed report.
 func TestRule_VMVanishedFromBeats(t *testing.T) { runScript(t, "vm_vanished.txt") }
+
+// TestRule_ReturningHostBeforeFence_AbandonsRollback: a rollback that sent
+// nothing is abandoned when the lost member's host returns with its copy.
+func TestRule_ReturningHostBeforeFence_AbandonsRollback(t *testing.T) {
+	runScript(t, "partition_abandon.txt")
+}
