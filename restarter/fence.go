@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,10 +17,14 @@ import (
 // Self-fencing (DESIGN.md "Safety first"), the rule this file implements:
 //
 //  1. Lease. Every fence.renew_interval the agent puts its HostLease under
-//     key <host> in the xenft_hosts bucket. A renewal counts from the moment
+//     key <host> in the xenft_hosts bucket (up to three puts in flight, each
+//     allowed until the fence would begin). A renewal counts from the moment
 //     it was sent (before the server stored it), on the monotonic clock, and
 //     only once the server acknowledged it. In a JetStream cluster an
-//     acknowledged put means the agent reaches the bucket's quorum.
+//     acknowledged put means the agent reaches the bucket's quorum. The
+//     server stores every put after it was sent, so the server time of the
+//     key's newest revision is never earlier than the agent's last renewal:
+//     a supervisor may count its deadline from that revision.
 //  2. Deadline. When no renewal sent in the last fence.self_timeout −
 //     fence.action_timeout has been acknowledged, the agent self-fences: it
 //     refuses every new vm.restore, vm.coldstart and vm.unpause, cancels
@@ -76,32 +81,47 @@ type Bus interface {
 
 var _ Bus = (*events.Bus)(nil)
 
-// renewLoop renews the lease until ctx ends, waking the fence loop after
-// each acknowledged renewal.
+// maxRenewals bounds the renewals in flight: a slow put (a JetStream leader
+// election) must not hold up the next ones, and a dead bus must not pile
+// them up.
+const maxRenewals = 3
+
+// renewLoop starts a renewal every renew interval until ctx ends, waking
+// the fence loop after each acknowledged one. A renewal may take until the
+// fence would begin: a slow acknowledgement still proves the agent reached
+// the bucket when it sent the renewal.
 func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struct{}) {
 	t := time.NewTicker(r.cfg.Fence.RenewInterval)
 	defer t.Stop()
-	var kv jetstream.KeyValue
-	failing := 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, maxRenewals)
+	kv := &leaseBucket{bus: bus}
+	var failing atomic.Int64
 	for {
-		err := r.renewOnce(ctx, bus, &kv)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil:
-			if failing > 0 {
-				r.log.Info("host lease renewed again", "failed_renewals", failing)
-			}
-			failing = 0
-			select {
-			case renewed <- struct{}{}:
-			default:
-			}
-		default:
-			failing++
-			if failing == 1 || failing%10 == 0 {
-				r.log.Warn("cannot renew the host lease", "failed_renewals", failing, "error", err)
-			}
+		select {
+		case slots <- struct{}{}:
+			wg.Add(1)
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				err := r.renewOnce(ctx, kv)
+				switch {
+				case ctx.Err() != nil:
+				case err == nil:
+					if n := failing.Swap(0); n > 0 {
+						r.log.Info("host lease renewed again", "failed_renewals", n)
+					}
+					select {
+					case renewed <- struct{}{}:
+					default:
+					}
+				default:
+					if n := failing.Add(1); n == 1 || n%10 == 0 {
+						r.log.Warn("cannot renew the host lease", "failed_renewals", n, "error", err)
+					}
+				}
+			}()
+		default: // maxRenewals still in flight: the bus is that slow
 		}
 		select {
 		case <-ctx.Done():
@@ -111,16 +131,33 @@ func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struc
 	}
 }
 
-func (r *Restarter) renewOnce(ctx context.Context, bus Bus, kv *jetstream.KeyValue) error {
-	sent := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.RenewInterval)
-	defer cancel()
-	if *kv == nil {
-		k, err := bus.KV(ctx, bus.Names().Hosts())
+// leaseBucket opens the xenft_hosts bucket once, when it first can.
+type leaseBucket struct {
+	bus Bus
+	mu  sync.Mutex
+	kv  jetstream.KeyValue
+}
+
+func (b *leaseBucket) get(ctx context.Context) (jetstream.KeyValue, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv == nil {
+		kv, err := b.bus.KV(ctx, b.bus.Names().Hosts())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		*kv = k
+		b.kv = kv
+	}
+	return b.kv, nil
+}
+
+func (r *Restarter) renewOnce(ctx context.Context, bucket *leaseBucket) error {
+	sent := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.fenceStartsAfter())
+	defer cancel()
+	kv, err := bucket.get(ctx)
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	lease := HostLease{
@@ -130,8 +167,8 @@ func (r *Restarter) renewOnce(ctx context.Context, bus Bus, kv *jetstream.KeyVal
 	}
 	r.mu.Unlock()
 	val, _ := json.Marshal(lease)
-	if _, err := (*kv).Put(ctx, r.id.Host, val); err != nil {
-		return fmt.Errorf("put %s in %s: %w", r.id.Host, bus.Names().Hosts(), err)
+	if _, err := kv.Put(ctx, r.id.Host, val); err != nil {
+		return fmt.Errorf("put %s in %s: %w", r.id.Host, kv.Bucket(), err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
