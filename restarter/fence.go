@@ -242,7 +242,16 @@ func (r *Restarter) selfFence(ctx context.Context) {
 	r.log.Error("SELF-FENCE: the host lease could not be renewed; this host is presumed dead and its VMs restarted elsewhere: "+r.cfg.Fence.Action+" every guest domain now",
 		"last_renewal_ago", now.Sub(lastOK).Round(time.Millisecond),
 		"self_timeout", r.cfg.Fence.SelfTimeout, "generation", gen, "cancelled_commands", len(inflight))
-	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	// Late (the agent was stopped or starved past its deadline): the
+	// promise is already broken, and destroying now is still the best left.
+	// A call still running at the deadline is cut off there; the sweeps
+	// that follow while fenced try again.
+	actionDeadline := deadline
+	if now.After(deadline) {
+		actionDeadline = now.Add(r.cfg.Fence.ActionTimeout)
+		r.log.Error("SELF-FENCE is late: the deadline passed before the agent could act", "late_by", now.Sub(deadline).Round(time.Millisecond))
+	}
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), actionDeadline)
 	defer cancel()
 	for _, o := range inflight {
 		select {

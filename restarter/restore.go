@@ -129,7 +129,10 @@ func (r *Restarter) failed(ctx context.Context, where string, err error) error {
 		return r.fencedError(where)
 	}
 	var ce *events.CommandError
-	if errors.As(err, &ce) {
+	switch {
+	case err == nil:
+		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: interrupted", where))
+	case errors.As(err, &ce):
 		return events.NewCommandError(ce.Code, fmt.Errorf("%s: %s", where, ce.Message))
 	}
 	return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: %w", where, err))
