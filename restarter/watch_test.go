@@ -36,6 +36,9 @@ func TestDomainDestroyedBehindTheAgentsBackIsReportedOnce(t *testing.T) {
 			if got[0].Host != "n1" || !strings.Contains(got[0].Reason, "vanished") {
 				t.Fatalf("vm.failed %+v", got[0])
 			}
+			if dom0 := e.vmFailed("Domain-0"); len(dom0) != 0 { // the fake xl lists it, as xl does
+				t.Fatalf("Domain-0 reported: %+v", dom0)
+			}
 		})
 	}
 }
