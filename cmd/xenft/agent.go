@@ -8,13 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/checkpointer/executor"
-	"github.com/xenft/xenft/detector"
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/xen"
 )
 
@@ -32,11 +30,13 @@ type AgentConfig struct {
 	SimDomains []string `mapstructure:"sim_domains"`
 	// Checkpoint configures the per-host checkpointer.
 	Checkpoint executor.Config `mapstructure:"checkpoint"`
+	// Restarter configures restores and the self-fence (agent.restarter.fence).
+	Restarter restarter.Config `mapstructure:"restarter"`
 }
 
 func defaultAgentConfig() AgentConfig {
 	host, _ := os.Hostname()
-	return AgentConfig{Host: host, Driver: "xl", XLPath: "xl", Checkpoint: executor.DefaultConfig()}
+	return AgentConfig{Host: host, Driver: "xl", XLPath: "xl", Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
 }
 
 // Validate names the offending key under section.
@@ -60,6 +60,10 @@ func (c AgentConfig) Validate(section string) error {
 		}
 	}
 	errs = append(errs, c.Checkpoint.Validate(section+".checkpoint"))
+	errs = append(errs, c.Restarter.Validate(section+".restarter"))
+	if c.Checkpoint.SpoolDir == c.Restarter.SpoolDir {
+		errs = append(errs, fmt.Errorf("%s.restarter.spool_dir: must differ from %s.checkpoint.spool_dir (each empties its own at start)", section, section))
+	}
 	return errors.Join(errs...)
 }
 
@@ -95,7 +99,7 @@ func bootSimDomains(ctx context.Context, hv xen.Hypervisor, specs []string, dir 
 func newAgentCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run the per-host agent: heartbeat beacon and checkpointer (restarter as issue 6 lands)",
+		Short: "Run the per-host agent: heartbeat beacon, checkpointer, restarter, self-fence",
 		Long: `Runs in dom0 of every Xen host. It answers the supervisor's commands for this
 host's domains through the xl toolstack (or the sim driver), and runs until
 SIGINT or SIGTERM; domains it paused for a checkpoint are unpaused on stop.`,
@@ -116,8 +120,9 @@ SIGINT or SIGTERM; domains it paused for a checkpoint are unpaused on stop.`,
 	f.String("xl-path", "", "xl binary (agent.xl_path)")
 	f.StringSlice("sim-domains", nil, "with --driver sim: domains to boot, name:MiB (agent.sim_domains)")
 	f.String("spool", "", "spool directory for images before upload (agent.checkpoint.spool_dir)")
+	f.String("restore-spool", "", "spool directory for images being restored (agent.restarter.spool_dir)")
 	a.flagKeys(cmd, map[string]string{"host": "agent.host", "driver": "agent.driver", "xl-path": "agent.xl_path",
-		"sim-domains": "agent.sim_domains", "spool": "agent.checkpoint.spool_dir"})
+		"sim-domains": "agent.sim_domains", "spool": "agent.checkpoint.spool_dir", "restore-spool": "agent.restarter.spool_dir"})
 	addBusFlags(a, cmd)
 	return cmd
 }
@@ -131,7 +136,6 @@ func hypervisorFor(c AgentConfig) xen.Hypervisor {
 
 func runAgent(ctx context.Context, a *app) error {
 	cfg := a.cfg
-	log := a.log.Named("agent").With("host", cfg.Agent.Host)
 	bus, err := connectWithRetry(ctx, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a)
 	if err != nil {
 		return err
@@ -147,33 +151,9 @@ func runAgent(ctx context.Context, a *app) error {
 			return err
 		}
 	}
-	ex, err := executor.New(hv, st, cfg.Agent.Checkpoint, &events.EpochGuard{}, log)
+	agent, err := newHostAgent(cfg, hv, bus, st, a.log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		ex.Close(cctx)
-	}()
-	beacon, err := detector.NewBeacon(bus, cfg.Agent.Host, hostInventory{hv}, cfg.Heartbeat, log)
-	if err != nil {
-		return err
-	}
-	log.Info("agent ready", "driver", cfg.Agent.Driver, "incarnation", beacon.Incarnation())
-	// The beacon and the command server share the agent's life: when either
-	// stops, both do.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	beaconDone := make(chan error, 1)
-	go func() { defer cancel(); beaconDone <- beacon.Run(ctx) }()
-	err = bus.ServeCommands(ctx, cfg.Agent.Host, ex.Handlers(), 16)
-	cancel()
-	if berr := <-beaconDone; berr != nil && !errors.Is(berr, context.Canceled) {
-		return fmt.Errorf("heartbeat beacon: %w", berr)
-	}
-	if errors.Is(err, events.ErrStopped) {
-		return nil
-	}
-	return err
+	return agent.run(ctx)
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/xenft/xenft/checkpointer/executor"
+	"github.com/xenft/xenft/detector"
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/restarter"
+	"github.com/xenft/xenft/store"
+	"github.com/xenft/xenft/xen"
+)
+
+// hostAgent is everything that runs in dom0 of one host: the heartbeat
+// beacon, the checkpoint executor, the restarter (with its self-fence lease
+// and VM-died watcher) and the command server that answers both. `xenft
+// agent` runs one; `xenft up` runs one per simulated host.
+type hostAgent struct {
+	host   string
+	hv     xen.Hypervisor
+	bus    *events.Bus
+	beacon *detector.Beacon
+	exec   *executor.Executor
+	rest   *restarter.Restarter
+	log    hclog.Logger
+}
+
+func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.ImageStore, log hclog.Logger) (*hostAgent, error) {
+	host := cfg.Agent.Host
+	log = log.Named("agent").With("host", host)
+	guard := &events.EpochGuard{} // shared: a command of term N makes every older term stale here
+	ex, err := executor.New(hv, st, cfg.Agent.Checkpoint, guard, log)
+	if err != nil {
+		return nil, err
+	}
+	beacon, err := detector.NewBeacon(bus, host, hostInventory{hv}, cfg.Heartbeat, log)
+	if err != nil {
+		return nil, err
+	}
+	rest, err := restarter.New(restarter.Identity{Host: host, Incarnation: beacon.Incarnation()}, hv, st, cfg.Agent.Restarter, guard, log)
+	if err != nil {
+		return nil, err
+	}
+	return &hostAgent{host: host, hv: hv, bus: bus, beacon: beacon, exec: ex, rest: rest, log: log}, nil
+}
+
+// run serves until ctx ends or a part fails; when one part stops, all do.
+// Domains paused for a checkpoint are unpaused on the way out.
+func (a *hostAgent) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	handlers := maps.Clone(a.exec.Handlers())
+	maps.Copy(handlers, a.rest.Handlers())
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	for name, f := range map[string]func(context.Context) error{
+		"heartbeat beacon": a.beacon.Run,
+		"restarter":        func(ctx context.Context) error { return a.rest.Run(ctx, a.bus) },
+		"command server":   func(ctx context.Context) error { return a.bus.ServeCommands(ctx, a.host, handlers, 16) },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			if err := f(ctx); err != nil && !errors.Is(err, events.ErrStopped) && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	a.log.Info("agent ready", "incarnation", a.beacon.Incarnation())
+	wg.Wait()
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ccancel()
+	a.exec.Close(cctx)
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
