@@ -259,8 +259,10 @@ type BeaconConfig struct {
 	// only has to match detector.expected_interval for a host's first beats.
 	Interval time.Duration `mapstructure:"interval"`
 	// InventoryInterval is how often the host's domains and free memory are
-	// listed for the beats. Listing runs the toolstack, so it is slower than
-	// the beats, which carry the latest list and its time.
+	// listed for the beats, which carry the latest list and its time. The
+	// supervisor takes a VM missing from two successive lists (fed every 2 s)
+	// as vanished, so a list must never be older than that: a stale list
+	// taken just before a restore would make the restored VM look gone.
 	InventoryInterval time.Duration `mapstructure:"inventory_interval"`
 	// InventoryTimeout bounds one listing. A listing that fails or times out
 	// never delays a beat: beats go on with the last good list.
@@ -274,7 +276,7 @@ type BeaconConfig struct {
 func DefaultBeaconConfig() BeaconConfig {
 	return BeaconConfig{
 		Interval:          time.Second,
-		InventoryInterval: 5 * time.Second,
+		InventoryInterval: time.Second, // `xl list` twice: milliseconds on real hardware
 		InventoryTimeout:  3 * time.Second,
 	}
 }

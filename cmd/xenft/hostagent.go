@@ -63,7 +63,7 @@ func (a *hostAgent) run(ctx context.Context) error {
 	for name, f := range map[string]func(context.Context) error{
 		"heartbeat beacon": a.beacon.Run,
 		"restarter":        func(ctx context.Context) error { return a.rest.Run(ctx, a.bus) },
-		"command server":   func(ctx context.Context) error { return a.bus.ServeCommands(ctx, a.host, handlers, 16) },
+		"command server":   func(ctx context.Context) error { return a.bus.ServeCommands(ctx, a.host, handlers, 32) },
 	} {
 		wg.Add(1)
 		go func() {

@@ -2,74 +2,227 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/store"
+	"github.com/xenft/xenft/supervisor"
+	"github.com/xenft/xenft/supervisor/core"
 )
 
+type upOptions struct {
+	dataDir         string
+	hosts           int
+	chaos           bool
+	partition       bool
+	chaosEvery      time.Duration
+	checkpointEvery time.Duration
+	json            bool
+}
+
 func newUpCommand(a *app) *cobra.Command {
-	var dataDir string
+	var o upOptions
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run everything in one process on an embedded NATS server (the demo)",
-		Long: `Starts an embedded NATS server with JetStream under ./.xenft (or --data), creates
-the event stream and buckets, prints the NATS URL so 'xenft events tail' and
-any NATS client can watch from another terminal, and shows events as they come.
-Simulated hosts, the detector and the supervisor join this process as their
-issues land. Ctrl-C stops cleanly.`,
+		Long: `Starts an embedded NATS server with JetStream under ./.xenft (or --data), a
+supervisor, a detector and --hosts simulated Xen hosts, each with its agent;
+registers a group of 3 VMs (one MPI job) and 2 single VMs, checkpoints them on
+an interval, and shows hosts, VMs, checkpoints and events live. With --chaos a
+random host crashes every so often (--partition also cuts one off the bus) so
+you can watch detection, fencing, rollback and restart. It prints the NATS URL:
+'xenft events tail --nats URL' watches the same stream from another terminal.
+Ctrl-C stops everything and prints a summary (--json: JSON lines instead).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.hosts < 2 || o.hosts > 64 {
+				return usageErrorf("--hosts: must be 2 to 64, got %d", o.hosts)
+			}
+			if o.chaosEvery < 5*time.Second {
+				return usageErrorf("--chaos-every: must be at least 5s, got %s", o.chaosEvery)
+			}
+			if o.checkpointEvery < time.Second {
+				return usageErrorf("--checkpoint-every: must be at least 1s, got %s", o.checkpointEvery)
+			}
 			if err := a.setup(cmd, validateServer, validateBus); err != nil {
 				return err
 			}
-			cfg := a.cfg
-			if dataDir != "" {
-				cfg.Server.DataDir = filepath.Join(dataDir, "nats")
-			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			return runUp(ctx, a, cfg, cmd)
+			return runUp(ctx, a, o, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data", "", "data directory (default ./.xenft)")
-	cmd.Flags().Int("port", 0, "NATS client port, -1 for any free port (server.port)")
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data", ".xenft", "data directory (NATS store, images, spools)")
+	f.IntVar(&o.hosts, "hosts", 4, "simulated hosts")
+	f.BoolVar(&o.chaos, "chaos", false, "crash a random host every --chaos-every")
+	f.BoolVar(&o.partition, "partition", false, "with --chaos, also cut hosts off the bus (they self-fence)")
+	f.DurationVar(&o.chaosEvery, "chaos-every", 40*time.Second, "time between injected faults")
+	f.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "checkpoint interval of the demo groups")
+	f.BoolVar(&o.json, "json", false, "print JSON lines (events, faults, status, summary) instead of the live view")
+	f.Int("port", 0, "NATS client port, -1 for any free port (server.port)")
 	a.flagKeys(cmd, map[string]string{"port": "server.port"})
 	return cmd
 }
 
-func runUp(ctx context.Context, a *app, cfg Config, cmd *cobra.Command) error {
-	out := cmd.OutOrStdout()
-	srv, err := events.StartServer(cfg.Server, a.log, 15*time.Second)
+// demoPolicy shortens the fencing times so a newcomer sees a recovery in
+// seconds; agents and supervisor must agree on the self-fence timeout.
+const (
+	demoSelfFence   = 4 * time.Second
+	demoFenceMargin = 2 * time.Second
+)
+
+func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
+	cfg := a.cfg
+	cfg.Server.DataDir = filepath.Join(o.dataDir, "nats")
+	// The demo's own logs would drown the view: warnings and up only, to a file.
+	logPath := filepath.Join(o.dataDir, "xenft-up.log")
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := hclog.New(&hclog.LoggerOptions{Name: "xenft", Level: hclog.LevelFromString(cfg.Log.Level), Output: logFile, JSONFormat: cfg.Log.JSON})
+
+	srv, err := events.StartServer(cfg.Server, log, 15*time.Second)
+	if err != nil && cfg.Server.Port != -1 {
+		// Port 4222 is often taken (another NATS, another xenft up): any
+		// free port will do for a demo.
+		cfg.Server.Port = -1
+		srv, err = events.StartServer(cfg.Server, log, 15*time.Second)
+	}
 	if err != nil {
 		return err
 	}
 	defer srv.Shutdown()
 	busCfg := cfg.Bus
 	busCfg.ClientName = "xenft-up"
-	bus, err := events.Connect(busCfg, a.log, events.InProcess(srv))
+	bus, err := events.Connect(busCfg, log, events.InProcess(srv))
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	if err := ensureResources(ctx, bus, a.log); err != nil {
+	if err := ensureResources(ctx, bus, log); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "xenft up: embedded NATS with JetStream at %s (data in %s)\n", srv.ClientURL(), cfg.Server.DataDir)
-	fmt.Fprintf(out, "  watch from another terminal:  xenft events tail --nats %s\n", srv.ClientURL())
-	fmt.Fprintf(out, "  inject a site detector event: xenft event publish --nats %s --type node.fault --subject host/n1 --data '{\"host\":\"n1\",\"severity\":\"degraded\",\"reason\":\"ECC errors\"}'\n", srv.ClientURL())
-	fmt.Fprintln(out, "Events (Ctrl-C to stop):")
-	fmt.Fprintf(out, "%-24s %-26s %-18s %s\n", "TIME", "TYPE", "SUBJECT", "DATA")
-	err = bus.Tail(ctx, events.TailConfig{Since: time.Now().Add(-time.Hour)}, func(_ context.Context, ev events.Event, _ events.Meta) error {
-		fmt.Fprintf(out, "%-24s %-26s %-18s %s\n", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Type.Short(), ev.Subject, summarize(ev.Data))
-		return nil
-	})
-	if err != nil && err != events.ErrStopped {
+	st, err := store.NewDir(filepath.Join(o.dataDir, "images"))
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "xenft up: stopped")
+
+	d := &demo{a: a, o: o, cfg: cfg, srv: srv, bus: bus, st: st, log: log, out: out, started: time.Now(), hosts: map[string]*simHost{}}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The watchers first, so the view and summary see everything.
+	d.rec = newRecorder()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.rec.follow(ctx, bus) }()
+
+	for i := 1; i <= o.hosts; i++ {
+		if err := d.startHost(ctx, &wg, fmt.Sprintf("n%d", i), true); err != nil {
+			return err
+		}
+	}
+	if err := d.register(ctx); err != nil {
+		return err
+	}
+	if err := d.startRoles(ctx, &wg); err != nil {
+		return err
+	}
+	d.announce()
+	if o.chaos {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.chaos(ctx, &wg) }()
+	}
+	d.show(ctx)
+	cancel()
+	wg.Wait()
+	d.summary()
 	return nil
 }
+
+// startRoles runs the supervisor and the detector in this process.
+func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
+	scfg := d.cfg.Supervisor
+	scfg.ID = "sup-1"
+	scfg.CheckpointInterval = d.o.checkpointEvery
+	scfg.Policy = core.DefaultPolicy()
+	scfg.Policy.FenceSelfTimeout, scfg.Policy.FenceMargin = demoSelfFence, demoFenceMargin
+	sbus, err := d.connect("xenft-up-supervisor")
+	if err != nil {
+		return err
+	}
+	sup, err := supervisor.New(ctx, sbus, d.st, scfg, d.log)
+	if err != nil {
+		return err
+	}
+	dbus, err := d.connect("xenft-up-detector")
+	if err != nil {
+		return err
+	}
+	dcfg := d.cfg.Detector
+	dcfg.ID = "det-1"
+	mon, err := newMonitor(dbus, dcfg, d.log)
+	if err != nil {
+		return err
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); defer sbus.Close(); _ = sup.Run(ctx) }()
+	go func() { defer wg.Done(); defer dbus.Close(); _ = mon.Run(ctx) }()
+	return nil
+}
+
+// connect opens another in-process connection (each role and host has its
+// own, so a host can be cut off alone).
+func (d *demo) connect(name string) (*events.Bus, error) {
+	c := d.cfg.Bus
+	c.ClientName = name
+	return events.Connect(c, d.log, events.InProcess(d.srv))
+}
+
+// register puts the demo's VMs in the inventory: a 3-VM group spread over
+// the first three hosts, and two single VMs.
+func (d *demo) register(ctx context.Context) error {
+	vms, err := d.bus.KV(ctx, d.bus.Names().VMs())
+	if err != nil {
+		return err
+	}
+	groups, err := d.bus.KV(ctx, d.bus.Names().Groups())
+	if err != nil {
+		return err
+	}
+	inv := supervisor.NewInventory(vms, groups)
+	for _, v := range demoVMs(d.o.hosts) {
+		if err := inv.PutVM(ctx, v.spec); err != nil {
+			return err
+		}
+	}
+	return inv.PutGroup(ctx, supervisor.GroupSettings{Name: "mpi", CheckpointInterval: supervisor.Duration(d.o.checkpointEvery), Retain: 3})
+}
+
+func (d *demo) announce() {
+	if d.o.json {
+		d.rec.emit(map[string]any{"kind": "started", "nats_url": d.srv.ClientURL(), "hosts": d.o.hosts, "data": d.o.dataDir})
+		return
+	}
+	fmt.Fprintf(d.out, "xenft up: embedded NATS with JetStream at %s; %d simulated hosts; logs in %s\n",
+		d.srv.ClientURL(), d.o.hosts, filepath.Join(d.o.dataDir, "xenft-up.log"))
+	fmt.Fprintf(d.out, "  watch from another terminal: xenft events tail --nats %s\n", d.srv.ClientURL())
+}
+
+var errStop = errors.New("stop")
