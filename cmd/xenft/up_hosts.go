@@ -218,4 +218,3 @@ func (d *demo) vmsOnLocked(h *simHost) []string {
 func newMonitor(bus *events.Bus, cfg detector.Config, log hclog.Logger) (*detector.Monitor, error) {
 	return detector.NewMonitor(bus, cfg, log)
 }
-
