@@ -8,9 +8,10 @@ FUZZTIME ?= 30s
 build:
 	$(GO) build -o $(BIN) ./cmd/xenft
 
-## run: the demo on an embedded NATS server (data under ./.xenft; Ctrl-C stops it)
+## run: the demo on an embedded NATS server (data under ./.xenft; Ctrl-C stops it);
+## make run ARGS="--chaos" crashes a host now and then
 run: build
-	./$(BIN) up
+	./$(BIN) up $(ARGS)
 
 ## test: every test, with the race detector, against real embedded NATS servers
 test:

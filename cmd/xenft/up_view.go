@@ -113,10 +113,44 @@ func (r *recorder) follow(ctx context.Context, bus *events.Bus) {
 			return nil
 		}
 		if ev.Type != events.TypeCheckpointStarted {
-			r.note("%-22s %-14s %s", ev.Type.Short(), ev.Subject, summarize(ev.Data))
+			r.note("%-22s %-14s %s", ev.Type.Short(), ev.Subject, compact(ev.Data))
 		}
 		return nil
 	})
+}
+
+// compact is summarize without the bulky fields: lists become their length
+// and epochs and long checksums are left out, so an event fits on a line.
+func compact(data json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return summarize(data)
+	}
+	for k, v := range m {
+		switch {
+		case k == "epoch" || k == "since" || k == "last_beat" || k == "incarnation" || k == "previous_incarnation":
+			delete(m, k)
+		case len(v) > 0 && v[0] == '[':
+			var list []json.RawMessage
+			_ = json.Unmarshal(v, &list)
+			m[k] = json.RawMessage(fmt.Sprint(len(list)))
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v := string(m[k])
+		var str string
+		if json.Unmarshal(m[k], &str) == nil {
+			v = str
+		}
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, " ")
 }
 
 func contains(list []string, s string) bool {
