@@ -32,7 +32,7 @@ func (sh *shell) startSources(ctx context.Context, wg *sync.WaitGroup) {
 	// checkpoints find them.
 	sh.feedInventory(ctx)
 	sh.feedCatalog(ctx)
-	for _, f := range []func(context.Context){sh.consumeEvents, sh.feedBeats, sh.watchInventory, sh.tick} {
+	for _, f := range []func(context.Context){sh.consumeEvents, sh.feedBeats, sh.watchInventory, sh.reconcileHosts, sh.tick} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
