@@ -84,13 +84,25 @@ func countCommands(acts []Action, kind OpKind) int {
 }
 
 // BenchmarkApply_NodeFailed_Groups: node.failed of one host whose 10 VMs
-// belong to 10 groups of 5: the fence and the destroys of the 40 members on
-// healthy hosts are decided.
+// belong to 10 groups of 5: 10 rollbacks are planned and the fence is sent
+// (the 40 members on healthy hosts wait for it).
 func BenchmarkApply_NodeFailed_Groups(b *testing.B) {
 	base := bigState(b, 5)
 	at := t0.Add(2 * time.Second)
 	runDecision(b, base, func(s *State) int {
 		return countCommands(mustApply(b, s, NodeFailed{At: at, Host: "h0500", LastBeat: t0}), "")
+	})
+}
+
+// BenchmarkApply_FenceToRollback_Groups: node.failed, then the fence's
+// success: the 10 lost members' restores and the 40 survivors' destroys.
+func BenchmarkApply_FenceToRollback_Groups(b *testing.B) {
+	base := bigState(b, 5)
+	at := t0.Add(2 * time.Second)
+	runDecision(b, base, func(s *State) int {
+		acts := mustApply(b, s, NodeFailed{At: at, Host: "h0500", LastBeat: t0})
+		fence := acts[0].(FenceHost)
+		return countCommands(mustApply(b, s, ResultOf(fence, at, OutcomeOK, "")), "")
 	})
 }
 

@@ -87,7 +87,10 @@
 //   - a VM failed on a healthy host rolls its group back without fencing
 //     (vms.go onVMFailed);
 //   - whole-group rollback to the latest usable committed checkpoint, unpause
-//     only when all are restored from it (rollback.go);
+//     only when all are restored from it (rollback.go); members on healthy
+//     hosts are destroyed once the lost members' hosts are fenced, so that a
+//     host that returns with its copy before that lets the rollback be
+//     abandoned with nothing lost;
 //   - placement (placement.go); retries with capped exponential backoff and
 //     re-placement (results.go); fallback past a corrupt image, cold start,
 //     unrecoverable (rollback.go retarget, startRollback);
