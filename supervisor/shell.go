@@ -139,8 +139,19 @@ func (sh *shell) run(ctx context.Context) error {
 		return err
 	}
 	now := time.Now()
-	if _, err := core.Apply(sh.state, core.SetPolicy{At: now, Policy: sh.s.cfg.Policy}); err != nil {
+	// The policy is applied at the state's own last time, so no time passes
+	// before the new term begins: a deadline that passed during the handover
+	// must fire under this term (its commands and events then go out), not
+	// inside SetPolicy under the old term, whose actions a new leader must
+	// not send.
+	policyAt := sh.state.Now
+	if policyAt.IsZero() {
+		policyAt = now
+	}
+	if acts, err := core.Apply(sh.state, core.SetPolicy{At: policyAt, Policy: sh.s.cfg.Policy}); err != nil {
 		return fmt.Errorf("policy: %w", err)
+	} else if len(acts) > 0 {
+		sh.log.Warn("actions under the old term dropped at takeover; the new term re-sends what is in flight", "actions", len(acts))
 	}
 	// Leading starts here: every command in flight under an older term is
 	// sent again with this term's epochs.
