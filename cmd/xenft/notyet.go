@@ -11,7 +11,6 @@ import (
 // does nothing yet and exits non-zero.
 func notYetCommands() []*cobra.Command {
 	roles := []struct{ use, short, issue string }{
-		{"status", "Show hosts, VMs, groups and checkpoints", "issue 6"},
 	}
 	var cmds []*cobra.Command
 	for _, r := range roles {

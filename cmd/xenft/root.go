@@ -55,6 +55,7 @@ Every setting can come from --config FILE (YAML), the environment
 		newVMCommand(a),
 		newGroupCommand(a),
 		newCheckpointCommand(a),
+		newStatusCommand(a),
 		newVersionCommand(),
 	)
 	root.AddCommand(notYetCommands()...)
