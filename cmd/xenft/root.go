@@ -58,7 +58,6 @@ Every setting can come from --config FILE (YAML), the environment
 		newStatusCommand(a),
 		newVersionCommand(),
 	)
-	root.AddCommand(notYetCommands()...)
 	return root
 }
 
