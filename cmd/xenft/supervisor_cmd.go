@@ -11,11 +11,15 @@ import (
 func newSupervisorCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "supervisor",
-		Short: "Decide and drive: leader lease, coordinated checkpoints (restarts as issue 6 lands)",
+		Short: "Decide and drive: leader lease, fencing, group rollback, restarts, coordinated checkpoints",
 		Long: `Several supervisors may run; one holds the lease in the xenft_leader bucket and
-acts, the others wait to take over. The leader aborts checkpoints a
+acts, the others wait to take over. The leader runs the decision core: it
+consumes node and VM events, fences failed hosts (supervisor.fence_command, or
+the agents' self-fence deadline), rolls whole groups back to their latest
+verified checkpoint and restarts them on healthy hosts; it aborts checkpoints a
 predecessor left half done, checkpoints every group on its schedule, and
-answers 'xenft checkpoint now'. Runs until SIGINT or SIGTERM.`,
+answers 'xenft checkpoint now'. Its state lives in the xenft_state bucket, so a
+successor resumes what it was doing. Runs until SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.setup(cmd, validateBus, validateStore, func(c Config) error { return c.Supervisor.Validate("supervisor") }); err != nil {
