@@ -15,6 +15,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "- go: $(go version | cut -d' ' -f3-)"
   echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure; compare runs at similar load)"
 } > "$tmp"
 
 run() { # title, command...
@@ -33,7 +34,9 @@ for d in bench/*/; do
   [ -f "$d/main.go" ] || continue
   run "bench/$name" go run "./$d" -quick
 done
+run "Detector at scale: 10,000 real beacons at 1 Hz through a real NATS server" go run ./bench/detect -hosts 10000 -quick
 run "Go benchmarks (Benchmark*)" go test -run '^$' -bench . -benchtime 1s ./...
+echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 echo "wrote $out" >&2
