@@ -3,11 +3,12 @@ package restarter
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
 // Config is the restarter part of the agent's configuration (cmd/xenft wires
-// it as the "agent.restart" section).
+// it as the "agent.restarter" section).
 type Config struct {
 	// SpoolDir is where an image is fetched to before `xl restore` reads
 	// it (xl reads a file, not a stream). It is not the checkpointer's
@@ -49,6 +50,19 @@ type FenceConfig struct {
 	// Spare names domains the fence never touches: driver or service
 	// domains the host needs, which the supervisor does not manage.
 	Spare []string `mapstructure:"spare"`
+	// Watchdog is the hardware watchdog device the agent pets
+	// (watchdog.go), e.g. "/dev/watchdog"; "" (the default) is off. While
+	// on, a dead or wedged agent means a host reset by the device: the
+	// agent pets only while its lease is fresh or a completed self-fence
+	// left no guest running. The device must exist when the agent starts
+	// (it is never created), and a clean stop disarms it (magic close 'V').
+	Watchdog string `mapstructure:"watchdog"`
+	// WatchdogInterval is how often the agent pets the watchdog; 0 (the
+	// default) is a quarter of the device's timeout, read from the device
+	// (WDIOC_GETTIMEOUT): three pets may be late before it fires. It must
+	// be at most half the device's timeout when that can be read, and must
+	// be set when it cannot.
+	WatchdogInterval time.Duration `mapstructure:"watchdog_interval"`
 }
 
 // Fence actions.
@@ -131,6 +145,12 @@ func (c Config) Validate(section string) error {
 		if s == "" {
 			add("fence.spare", "empty domain name")
 		}
+	}
+	if f.Watchdog != "" && !filepath.IsAbs(f.Watchdog) {
+		add("fence.watchdog", "must be an absolute path (a watchdog device such as /dev/watchdog) or empty, got %q", f.Watchdog)
+	}
+	if f.WatchdogInterval < 0 {
+		add("fence.watchdog_interval", "must be 0 (a quarter of the device's timeout) or positive, got %s", f.WatchdogInterval)
 	}
 	return errors.Join(errs...)
 }

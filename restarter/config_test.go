@@ -32,6 +32,8 @@ func TestValidateNamesTheOffendingKey(t *testing.T) {
 			"agent.restart.fence.action_timeout: must be at most fence.self_timeout − 2 × fence.renew_interval"},
 		{"action", func(c *restarter.Config) { c.Fence.Action = "reboot" }, "agent.restart.fence.action"},
 		{"spare", func(c *restarter.Config) { c.Fence.Spare = []string{""} }, "agent.restart.fence.spare"},
+		{"watchdog not absolute", func(c *restarter.Config) { c.Fence.Watchdog = "dev/watchdog" }, "agent.restart.fence.watchdog: must be an absolute path"},
+		{"watchdog interval", func(c *restarter.Config) { c.Fence.WatchdogInterval = -time.Second }, "agent.restart.fence.watchdog_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := restarter.DefaultConfig()

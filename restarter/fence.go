@@ -70,6 +70,9 @@ type fenceState struct {
 	generation   uint64
 	fencedAt     time.Time
 	renewedSince bool
+	// emptied: while fenced, the newest sweep listed the domains and found
+	// none left to act on — the fence is complete (watchdog.go pets on it).
+	emptied bool
 }
 
 // Bus is what Run needs of the bus; *events.Bus is one.
@@ -228,7 +231,7 @@ func (r *Restarter) selfFence(ctx context.Context) {
 	}
 	now, lastOK := time.Now(), r.fence.lastOK
 	deadline := lastOK.Add(r.cfg.Fence.SelfTimeout)
-	r.fence.fenced, r.fence.fencedAt, r.fence.renewedSince = true, now, false
+	r.fence.fenced, r.fence.fencedAt, r.fence.renewedSince, r.fence.emptied = true, now, false, false
 	r.fence.generation++
 	var inflight []*op
 	for o := range r.ops {
@@ -260,18 +263,31 @@ func (r *Restarter) selfFence(ctx context.Context) {
 		}
 	}
 	n := r.sweep(fctx)
-	r.log.Error("SELF-FENCE done", "action", r.cfg.Fence.Action, "domains", n,
+	// A second pass lists again: it confirms the host is empty (the
+	// watchdog's condition) or acts once more on what is left.
+	if fctx.Err() == nil {
+		n += r.sweep(fctx)
+	}
+	r.mu.Lock()
+	emptied := r.fence.emptied
+	r.mu.Unlock()
+	r.log.Error("SELF-FENCE done", "action", r.cfg.Fence.Action, "domains", n, "confirmed", emptied,
 		"before_deadline", time.Until(deadline).Round(time.Millisecond), "generation", gen)
 }
 
 // sweep applies the fence action to every guest domain while the host is
-// fenced, in parallel, and returns how many it acted on.
+// fenced, in parallel, and returns how many it acted on. A listing with
+// nothing left to act on marks the fence complete (emptied); anything else
+// (a failed listing, a domain to act on) unmarks it until a later sweep
+// finds the host empty.
 func (r *Restarter) sweep(ctx context.Context) int {
 	doms, err := r.hv.List(ctx)
 	if err != nil {
+		r.setEmptied(false)
 		r.log.Error("SELF-FENCE: cannot list domains", "error", err)
 		return 0
 	}
+	pending := 0
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	n := 0
@@ -286,6 +302,7 @@ func (r *Restarter) sweep(ctx context.Context) int {
 		if skip {
 			continue
 		}
+		pending++
 		wg.Add(1)
 		go func(d xen.Domain) {
 			defer wg.Done()
@@ -297,7 +314,15 @@ func (r *Restarter) sweep(ctx context.Context) int {
 		}(d)
 	}
 	wg.Wait()
+	r.setEmptied(pending == 0)
 	return n
+}
+
+// setEmptied records whether the newest sweep found the fenced host empty.
+func (r *Restarter) setEmptied(empty bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fence.emptied = empty && r.fence.fenced
 }
 
 // fenceOne destroys (or pauses) one domain and queues its report.
@@ -341,7 +366,7 @@ func (r *Restarter) reconcile(e events.Epoch) bool {
 	if !f.fenced || !f.renewedSince || !fresh {
 		return false
 	}
-	f.fenced, f.renewedSince = false, false
+	f.fenced, f.renewedSince, f.emptied = false, false, false
 	r.log.Warn("self-fence ended: the supervisor reconciled this host", "epoch", epochString(e), "generation", f.generation)
 	return true
 }

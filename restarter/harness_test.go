@@ -421,9 +421,24 @@ type recorder struct {
 	holdRestores bool
 	entered      chan struct{} // receives when a held restore starts
 	restoreCtx   chan error    // receives each held restore's context error
+	breakDestroy string        // "hang": until the context ends; "fail": at once
+	brokenCalls  int           // destroys refused by breakDestroy
 }
 
 func (r *recorder) Destroy(ctx context.Context, dom string) error {
+	r.mu.Lock()
+	broken := r.breakDestroy
+	if broken != "" {
+		r.brokenCalls++
+	}
+	r.mu.Unlock()
+	switch broken {
+	case "hang":
+		<-ctx.Done()
+		return fmt.Errorf("xl destroy %s: hung: %w", dom, ctx.Err())
+	case "fail":
+		return fmt.Errorf("xl destroy %s: libxl: error: the toolstack is broken", dom)
+	}
 	err := r.Hypervisor.Destroy(ctx, dom)
 	if err == nil {
 		r.mu.Lock()

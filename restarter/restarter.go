@@ -54,6 +54,8 @@ type Restarter struct {
 	// watchRounds counts the watcher's completed comparisons (tests wait
 	// on it instead of sleeping).
 	watchRounds atomic.Uint64
+	// watchdogRounds counts the watchdog loop's decisions (pet or not).
+	watchdogRounds atomic.Uint64
 
 	mu sync.Mutex
 	// vmLock serialises the commands of one VM (a 1-slot semaphore each);
