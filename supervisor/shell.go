@@ -29,7 +29,14 @@ const beatPersistEvery = 500 * time.Millisecond
 // input is applied and the state persisted (sources that must ack wait on it).
 type item struct {
 	in   core.Input
-	done chan error
+	done chan outcome
+}
+
+// outcome of one input: apply is the core's refusal (an invalid or stale
+// input, never worth redelivering); persist is a failure to record the state
+// (worth redelivering: nothing was acted on).
+type outcome struct {
+	apply, persist error
 }
 
 // shell is one term of leadership of the decision core. Its loop is the one
@@ -70,25 +77,33 @@ func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue) *shell {
 }
 
 // feed sends an input to the loop and, if wait, waits until it is applied and
-// persisted.
+// persisted, returning a failure to persist (sources redeliver on it).
 func (sh *shell) feed(ctx context.Context, in core.Input, wait bool) error {
-	it := item{in: in}
-	if wait {
-		it.done = make(chan error, 1)
+	if !wait {
+		select {
+		case sh.inputs <- item{in: in}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	o := sh.apply(ctx, in)
+	return o.persist
+}
+
+// apply sends an input to the loop and waits for its outcome.
+func (sh *shell) apply(ctx context.Context, in core.Input) outcome {
+	it := item{in: in, done: make(chan outcome, 1)}
 	select {
 	case sh.inputs <- it:
 	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if !wait {
-		return nil
+		return outcome{persist: ctx.Err()}
 	}
 	select {
-	case err := <-it.done:
-		return err
+	case o := <-it.done:
+		return o
 	case <-ctx.Done():
-		return ctx.Err()
+		return outcome{persist: ctx.Err()}
 	}
 }
 
@@ -195,7 +210,7 @@ func (sh *shell) run(ctx context.Context) error {
 			}
 			perr := sh.save(ctx, it.in, len(acts) > 0)
 			if it.done != nil {
-				it.done <- errors.Join(perr)
+				it.done <- outcome{apply: err, persist: perr}
 			}
 			if perr != nil {
 				// Not recorded: act on nothing. The source's input is

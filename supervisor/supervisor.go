@@ -100,16 +100,41 @@ func (s *Supervisor) lead(ctx context.Context, term uint64) {
 		}
 	}()
 	sched := newScheduler(ctx, &wg, s, sh)
-	sub, err := s.bus.Conn().Subscribe(s.bus.Subjects().Supervisor("checkpoint"), func(m *nats.Msg) {
+	// Request handlers start through the gate, which closes before the
+	// wait: a callback already running when we unsubscribe cannot add to
+	// wg while Wait runs.
+	var gateMu sync.Mutex
+	gateOpen := true
+	spawn := func(f func()) {
+		gateMu.Lock()
+		defer gateMu.Unlock()
+		if !gateOpen {
+			return
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); s.answerCheckpoint(ctx, sched, m) }()
+		go func() { defer wg.Done(); f() }()
+	}
+	sub, err := s.bus.Conn().Subscribe(s.bus.Subjects().Supervisor("checkpoint"), func(m *nats.Msg) {
+		spawn(func() { s.answerCheckpoint(ctx, sched, m) })
 	})
 	if err != nil {
 		s.log.Error("cannot serve checkpoint requests", "error", err)
-	} else {
-		defer func() { _ = sub.Unsubscribe() }()
+	}
+	opSub, err := s.bus.Conn().Subscribe(s.bus.Subjects().Supervisor("op"), func(m *nats.Msg) {
+		spawn(func() { s.answerOperator(ctx, sh, m) })
+	})
+	if err != nil {
+		s.log.Error("cannot serve operator requests", "error", err)
 	}
 	sched.run(ctx)
+	for _, sb := range []*nats.Subscription{sub, opSub} {
+		if sb != nil {
+			_ = sb.Unsubscribe()
+		}
+	}
+	gateMu.Lock()
+	gateOpen = false
+	gateMu.Unlock()
 	wg.Wait()
 }
 

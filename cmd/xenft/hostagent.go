@@ -36,15 +36,17 @@ func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.Image
 	host := cfg.Agent.Host
 	log = log.Named("agent").With("host", host)
 	guard := &events.EpochGuard{} // shared: a command of term N makes every older term stale here
-	ex, err := executor.New(hv, st, cfg.Agent.Checkpoint, guard, log)
-	if err != nil {
-		return nil, err
-	}
 	beacon, err := detector.NewBeacon(bus, host, hostInventory{hv}, cfg.Heartbeat, log)
 	if err != nil {
 		return nil, err
 	}
 	rest, err := restarter.New(restarter.Identity{Host: host, Incarnation: beacon.Incarnation()}, hv, st, cfg.Agent.Restarter, guard, log)
+	if err != nil {
+		return nil, err
+	}
+	// A capture suspends the guest while it is saved: the restarter's
+	// watcher must not take that for a failure.
+	ex, err := executor.New(heldSaves{Hypervisor: hv, hold: rest.Hold}, st, cfg.Agent.Checkpoint, guard, log)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +83,19 @@ func (a *hostAgent) run(ctx context.Context) error {
 	a.exec.Close(cctx)
 	close(errs)
 	return errors.Join(collect(errs)...)
+}
+
+// heldSaves marks a domain as held by the agent while the checkpointer saves
+// it.
+type heldSaves struct {
+	xen.Hypervisor
+	hold func(vm string) (release func())
+}
+
+func (h heldSaves) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
+	release := h.hold(dom)
+	defer release()
+	return h.Hypervisor.Save(ctx, dom, path, opts)
 }
 
 func collect(ch <-chan error) []error {

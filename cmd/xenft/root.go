@@ -56,6 +56,8 @@ Every setting can come from --config FILE (YAML), the environment
 		newGroupCommand(a),
 		newCheckpointCommand(a),
 		newStatusCommand(a),
+		newHostCommand(a),
+		newRestartsCommand(a),
 		newVersionCommand(),
 	)
 	return root

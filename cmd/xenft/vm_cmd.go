@@ -40,7 +40,7 @@ func withInventory(ctx context.Context, a *app, f func(*supervisor.Inventory, *e
 }
 
 func newVMCommand(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "vm", Short: "Register and list the VMs xenft protects"}
+	cmd := &cobra.Command{Use: "vm", Short: "Register, list, restart and move the VMs xenft protects"}
 	var spec supervisor.VMSpec
 	var policy string
 	add := &cobra.Command{
@@ -111,6 +111,7 @@ func newVMCommand(a *app) *cobra.Command {
 	}
 	addBusFlags(a, remove)
 	cmd.AddCommand(add, list, remove)
+	cmd.AddCommand(vmOperatorCommands(a)...)
 	return cmd
 }
 
