@@ -161,6 +161,10 @@ func report(sc scenario, r result) {
 	fmt.Printf("    per VM (its node.failed -> its vm.restarting)      p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		ms(p(r.decidePerVM, 50)), ms(p(r.decidePerVM, 99)), ms(p(r.decidePerVM, 100)))
 	fmt.Printf("    all running (-> last vm.restarted)            %8.1f ms\n", ms(r.recoverBurst))
+	fmt.Println("    timeline from the first node.failed:")
+	for _, l := range r.timeline {
+		fmt.Println("      " + l)
+	}
 	fmt.Printf("    restore retries %d, vm.restart_failed %d; after: %d VMs on live hosts, %d running, %d with two copies\n",
 		r.burstRetries, r.burstFailures, r.vmsAfter, r.runningAfter, r.duplicates)
 	fmt.Printf("  single VM: %d failures one at a time", len(r.singleDecide))

@@ -118,3 +118,22 @@ func (r *recorder) summary(since time.Time) string {
 	}
 	return fmt.Sprint(n)
 }
+
+// span is the first and last time of events of typ at or after since, as
+// offsets from since; n is how many.
+func (r *recorder) span(typ events.Type, since time.Time) (first, last time.Duration, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.seen {
+		if rec.typ != typ || rec.at.Before(since) {
+			continue
+		}
+		d := rec.at.Sub(since)
+		if n == 0 || d < first {
+			first = d
+		}
+		last = max(last, d)
+		n++
+	}
+	return first, last, n
+}

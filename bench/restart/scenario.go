@@ -38,6 +38,7 @@ type result struct {
 	singleSkipped   int
 	unrecoverable   int
 	singleFirstFail string
+	timeline        []string // the burst's events, from the first node.failed
 }
 
 // run builds the cluster, checkpoints the VMs that will fail, fails sc.fail
@@ -140,6 +141,10 @@ func (sc scenario) run(ctx context.Context, dir string, logf func(string, ...any
 		res.decidePerVM = append(res.decidePerVM, rs.at.Sub(failedAt[hostOf(vm)]))
 		res.decideBurst = max(res.decideBurst, rs.at.Sub(t0))
 		res.recoverBurst = max(res.recoverBurst, rb.at.Sub(t0))
+	}
+	for _, typ := range []events.Type{events.TypeNodeFailed, events.TypeNodeFenced, events.TypeVMRestarting, events.TypeVMRestarted} {
+		f, l, n := rec.span(typ, t0)
+		res.timeline = append(res.timeline, fmt.Sprintf("%-18s x%-4d first %8.1f ms, last %8.1f ms", typ[len("xenft."):], n, ms(f), ms(l)))
 	}
 	res.burstRetries = countIf(rec, events.TypeVMRestarting, burst, t0, func(r record) bool { return r.attempt > 1 })
 	res.burstFailures = rec.count(events.TypeVMRestartFailed, burst, t0)
