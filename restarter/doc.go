@@ -30,6 +30,18 @@
 // supervisor reconciles the host with a vm.list carrying a leader's epoch.
 // fence.go states the rule and why it is enough.
 //
+// # Hardware watchdog (watchdog.go)
+//
+// With fence.watchdog set (e.g. /dev/watchdog), Run opens the device first
+// and fails if it cannot. It pets the device every fence.watchdog_interval
+// (default: a quarter of the device's timeout) only while the agent may keep
+// guest domains running: its lease is fresh (last acknowledged renewal
+// within fence.self_timeout), or a completed self-fence left no guest. A dead
+// or wedged agent, or one that can neither renew nor complete its fence,
+// pets nothing and the device resets the host. A clean stop writes the magic
+// close 'V' (disarming the device) unless the agent may not keep its guests
+// running at that moment. docs/fencing.md gives the guarantees and limits.
+//
 // # Watcher (watch.go)
 //
 // Every watch_interval the domains are listed; a domain seen alive that
@@ -42,7 +54,8 @@
 // The Restarter's state is under one mutex; handlers run concurrently (one
 // goroutine per command, as ServeCommands runs them). Run owns three
 // goroutines — lease renewal, fence, watcher — started with its context and
-// ended before it returns. Handlers may serve before Run starts; the fence
+// ended before it returns, and with a watchdog a fourth, which it ends last
+// (after a self-fence carried past the stop). Handlers may serve before Run starts; the fence
 // clock starts with Run. FenceStatus and LastRenewal are safe from any
 // goroutine.
 //
