@@ -149,6 +149,8 @@ func run(scs []scenario, progress io.Writer) error {
 		out["decide_p99_ms_single"+suffix] = round1(ms(p(r.singleDecide, 99)))
 		out["recover_p50_ms_single"+suffix] = round1(ms(p(r.singleRecover, 50)))
 		out["single_trials"+suffix] = len(r.singleDecide)
+		out["burst_restore_retries"+suffix] = r.burstRetries
+		out["state_kib"+suffix] = r.stateBytes >> 10
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println(string(b))
@@ -167,6 +169,10 @@ func report(sc scenario, r result) {
 	}
 	fmt.Printf("    restore retries %d, vm.restart_failed %d; after: %d VMs on live hosts, %d running, %d with two copies\n",
 		r.burstRetries, r.burstFailures, r.vmsAfter, r.runningAfter, r.duplicates)
+	fmt.Printf("    supervisor state persisted after every state-changing input: %d KiB\n", r.stateBytes>>10)
+	for _, e := range r.failureErrors {
+		fmt.Println("      restart failed: " + e)
+	}
 	fmt.Printf("  single VM: %d failures one at a time", len(r.singleDecide))
 	if r.singleSkipped > 0 {
 		fmt.Printf(" (%d did not complete; first: %s)", r.singleSkipped, r.singleFirstFail)

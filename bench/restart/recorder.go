@@ -26,6 +26,7 @@ type record struct {
 	id      string // VM, host or group
 	host    string // vm.restarted: where it runs now
 	attempt int    // vm.restarting
+	err     string // vm.restart_failed
 	at      time.Time
 }
 
@@ -44,6 +45,8 @@ func (r *recorder) follow(ctx context.Context, bus *events.Bus, since time.Time)
 			rec.attempt = d.Attempt
 		case *events.VMRestarted:
 			rec.host = d.Host
+		case *events.VMRestartFailed:
+			rec.host, rec.err = d.Host, d.Error
 		}
 		r.mu.Lock()
 		r.seen = append(r.seen, rec)
@@ -136,4 +139,27 @@ func (r *recorder) span(typ events.Type, since time.Time) (first, last time.Dura
 		n++
 	}
 	return first, last, n
+}
+
+// errors returns up to n distinct errors of vm.restart_failed about ids at
+// or after since, with how often each came.
+func (r *recorder) errors(ids map[string]bool, since time.Time, n int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	count := map[string]int{}
+	var order []string
+	for _, rec := range r.seen {
+		if rec.typ != events.TypeVMRestartFailed || !ids[rec.id] || rec.at.Before(since) {
+			continue
+		}
+		if count[rec.err] == 0 {
+			order = append(order, rec.err)
+		}
+		count[rec.err]++
+	}
+	var out []string
+	for _, e := range order[:min(n, len(order))] {
+		out = append(out, fmt.Sprintf("%dx %s", count[e], e))
+	}
+	return out
 }

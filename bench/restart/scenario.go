@@ -38,6 +38,8 @@ type result struct {
 	singleSkipped   int
 	unrecoverable   int
 	singleFirstFail string
+	failureErrors   []string // distinct vm.restart_failed errors of the burst
+	stateBytes      int      // the supervisor's persisted state after the burst
 	timeline        []string // the burst's events, from the first node.failed
 }
 
@@ -148,6 +150,7 @@ func (sc scenario) run(ctx context.Context, dir string, logf func(string, ...any
 	}
 	res.burstRetries = countIf(rec, events.TypeVMRestarting, burst, t0, func(r record) bool { return r.attempt > 1 })
 	res.burstFailures = rec.count(events.TypeVMRestartFailed, burst, t0)
+	res.failureErrors = rec.errors(burst, t0, 3)
 	if res.unrecoverable > 0 {
 		return res, fmt.Errorf("%d VMs of the failed hosts reported vm.unrecoverable", res.unrecoverable)
 	}
@@ -156,6 +159,13 @@ func (sc scenario) run(ctx context.Context, dir string, logf func(string, ...any
 		return res, err
 	}
 	res.runningAfter, res.vmsAfter = running, len(copies)
+	// The supervisor persists its whole core state after every input that
+	// changes it (supervisor/shell.go): its size says what each costs.
+	if kv, err := c.bus.KV(ctx, c.bus.Names().State()); err == nil {
+		if e, err := kv.Get(ctx, "core"); err == nil {
+			res.stateBytes = len(e.Value())
+		}
+	}
 	for _, n := range copies {
 		if n > 1 {
 			res.duplicates++
