@@ -39,6 +39,7 @@ type result struct {
 	unrecoverable   int
 	singleFirstFail string
 	failureErrors   []string // distinct vm.restart_failed errors of the burst
+	spurious        int      // vm.failed while checkpointing, nothing having died
 	stateBytes      int      // the supervisor's persisted state after the burst
 	timeline        []string // the burst's events, from the first node.failed
 }
@@ -87,6 +88,7 @@ func (sc scenario) run(ctx context.Context, dir string, logf func(string, ...any
 		return res, err
 	}
 	res.checkpoint = time.Since(t)
+	_, _, res.spurious = rec.span(events.TypeVMFailed, t)
 	logf("  %d checkpoints committed in %s", len(names), res.checkpoint.Round(time.Millisecond))
 	// The core learns of each commit from the event stream; give its
 	// durable consumer time to apply them (it is not observable from here).
