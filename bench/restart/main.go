@@ -168,7 +168,7 @@ func run(scs []scenario, progress io.Writer) error {
 
 func report(sc scenario, r result) {
 	if r.spurious > 0 {
-		fmt.Printf("  vm.failed during the checkpoints (no VM died): %d; the supervisor restarted those VMs\n", r.spurious)
+		fmt.Printf("  vm.failed reported during the checkpoints although no VM was killed: %d (see doc.go)\n", r.spurious)
 	}
 	fmt.Printf("  burst: %d hosts, %d VMs\n", sc.fail, r.burstVMs)
 	fmt.Printf("    decision (first node.failed -> last vm.restarting) %8.1f ms\n", ms(r.decideBurst))
