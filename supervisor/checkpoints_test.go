@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -111,8 +112,9 @@ func TestLeaderCheckpointsGroupsOnScheduleAndOnDemand(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			skv, _ := bus.KV(ctx, bus.Names().State())
-			if e, err := skv.Get(ctx, "core"); err == nil {
-				t.Logf("core state: %s", e.Value())
+			if st, err := supervisor.LoadState(ctx, skv); err == nil && st != nil {
+				b, _ := json.Marshal(st)
+				t.Logf("core state: %s", b)
 			}
 		}
 	}()

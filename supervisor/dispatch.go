@@ -19,11 +19,11 @@ import (
 type dispatcher struct {
 	sh  *shell
 	wg  sync.WaitGroup
-	pub chan events.Payload
+	pub chan events.Event
 }
 
 func newDispatcher(sh *shell) *dispatcher {
-	return &dispatcher{sh: sh, pub: make(chan events.Payload, 1024)}
+	return &dispatcher{sh: sh, pub: make(chan events.Event, 4096)}
 }
 
 // run starts the actions of one Apply (after start).
@@ -31,11 +31,20 @@ func (d *dispatcher) run(ctx context.Context, acts []core.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case core.Publish:
-			if p := eventPayload(d.sh.s.cfg.ID, a.Event); p != nil {
-				select {
-				case d.pub <- p:
-				case <-ctx.Done():
-				}
+			// The event is stamped when the core decided, not when the
+			// publisher gets to it: its time says when it happened.
+			p := eventPayload(d.sh.s.cfg.ID, a.Event)
+			if p == nil {
+				continue
+			}
+			ev, err := events.New("xenft/supervisor/"+d.sh.s.cfg.ID, time.Now(), p)
+			if err != nil {
+				d.sh.log.Warn("cannot build event", "type", p.EventType(), "error", err)
+				continue
+			}
+			select {
+			case d.pub <- ev:
+			case <-ctx.Done():
 			}
 		case core.Command:
 			d.wg.Add(1)
@@ -64,13 +73,9 @@ func (d *dispatcher) start(ctx context.Context) {
 	}()
 }
 
-func (d *dispatcher) publish(ctx context.Context, p events.Payload) {
-	ev, err := events.New("xenft/supervisor/"+d.sh.s.cfg.ID, time.Now(), p)
-	if err == nil {
-		err = d.sh.s.bus.Publish(ctx, ev)
-	}
-	if err != nil && ctx.Err() == nil {
-		d.sh.log.Warn("cannot publish", "type", p.EventType(), "error", err)
+func (d *dispatcher) publish(ctx context.Context, ev events.Event) {
+	if err := d.sh.s.bus.Publish(ctx, ev); err != nil && ctx.Err() == nil {
+		d.sh.log.Warn("cannot publish", "type", ev.Type.Short(), "error", err)
 	}
 }
 

@@ -2,8 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -16,9 +14,6 @@ import (
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/supervisor/core"
 )
-
-// stateKey is the key of the core state in the xenft_state bucket.
-const stateKey = "core"
 
 // beatPersistEvery bounds how stale a persisted heartbeat may be. A new leader
 // computes self-fence deadlines from persisted last beats, so this must stay
@@ -52,6 +47,7 @@ type shell struct {
 	disp    *dispatcher
 
 	state     *core.State
+	pending   *pending
 	lastSaved time.Time
 	dirty     bool
 	view      atomic.Pointer[view]
@@ -71,7 +67,7 @@ type vmView struct {
 }
 
 func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue) *shell {
-	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024)}
+	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending()}
 	sh.disp = newDispatcher(sh)
 	return sh
 }
@@ -109,42 +105,32 @@ func (sh *shell) apply(ctx context.Context, in core.Input) outcome {
 
 // load reads the persisted state, or starts a new one.
 func (sh *shell) load(ctx context.Context) error {
-	e, err := sh.stateKV.Get(ctx, stateKey)
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
+	st, err := LoadState(ctx, sh.stateKV)
+	if err != nil {
+		return err
+	}
+	if st == nil {
 		sh.state = core.NewState(sh.s.cfg.Policy)
 		sh.log.Info("no persisted state: starting fresh")
 		return nil
-	case err != nil:
-		return fmt.Errorf("load supervisor state: %w", err)
-	}
-	var st core.State
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		return fmt.Errorf("persisted supervisor state is unreadable: %w", err)
 	}
 	if err := st.Check(); err != nil {
 		return fmt.Errorf("persisted supervisor state is inconsistent: %w", err)
 	}
-	sh.state = &st
+	sh.state = st
 	sh.log.Info("resuming persisted state", "hosts", len(st.Hosts), "vms", len(st.VMs), "groups", len(st.Groups))
 	return nil
 }
 
-// persist stores the whole state. The state is small (a JSON document of a
-// few hundred bytes per VM); core.TakeChanges allows per-key writes when it
-// outgrows one message.
+// persist writes the entries changed since the last write.
 func (sh *shell) persist(ctx context.Context) error {
-	b, err := json.Marshal(sh.state)
-	if err != nil {
-		return fmt.Errorf("encode supervisor state: %w", err)
-	}
+	sh.pending.add(sh.state.TakeChanges())
 	pctx, cancel := context.WithTimeout(ctx, sh.s.bus.RequestTimeout())
 	defer cancel()
-	if _, err := sh.stateKV.Put(pctx, stateKey, b); err != nil {
+	if err := sh.pending.write(pctx, sh.stateKV, sh.state); err != nil {
 		return fmt.Errorf("persist supervisor state: %w", err)
 	}
 	sh.lastSaved, sh.dirty = time.Now(), false
-	_ = sh.state.TakeChanges()
 	return nil
 }
 
@@ -174,9 +160,13 @@ func (sh *shell) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("leader term %d: %w", sh.term, err)
 	}
+	// A new term writes every entry once: the store then holds exactly this
+	// state, whatever an earlier version or a crash left there.
+	sh.pending.all(sh.state)
 	if err := sh.persist(ctx); err != nil {
 		return err
 	}
+	_ = sh.stateKV.Delete(ctx, legacyKey)
 	sh.publishView()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -204,42 +194,86 @@ func (sh *shell) run(ctx context.Context) error {
 				}
 			}
 		case it := <-sh.inputs:
-			acts, err := core.Apply(sh.state, it.in)
-			if err != nil {
-				sh.log.Debug("input ignored", "input", fmt.Sprintf("%T", it.in), "error", err)
-			}
-			perr := sh.save(ctx, it.in, len(acts) > 0)
-			if it.done != nil {
-				it.done <- outcome{apply: err, persist: perr}
-			}
-			if perr != nil {
-				// Not recorded: act on nothing. The source's input is
-				// redelivered (durable events) or repeated (beats, ticks).
-				sh.log.Warn("persist failed; actions withheld", "error", perr)
-				continue
-			}
-			sh.publishView()
-			sh.disp.run(ctx, acts)
+			sh.step(ctx, sh.batch(it))
 		}
 	}
 }
 
-// save persists after an Apply: at once when anything but a heartbeat or
-// tick changed (or actions follow), at most every beatPersistEvery otherwise.
-func (sh *shell) save(ctx context.Context, in core.Input, acting bool) error {
-	ch := sh.state.TakeChanges()
-	changed := len(ch.Hosts)+len(ch.VMs)+len(ch.Groups) > 0 || ch.Meta
-	if !changed && !acting {
-		return nil
-	}
-	switch in.(type) {
-	case core.HostBeat, core.Tick:
-		if !acting && time.Since(sh.lastSaved) < beatPersistEvery {
-			sh.dirty = true
-			return nil
+// maxBatch bounds the inputs applied before one persist.
+const maxBatch = 512
+
+// batch is it and whatever else is already queued (up to maxBatch): a burst
+// of failures is decided in one pass and persisted once, instead of each
+// node.failed waiting behind the previous host's writes.
+func (sh *shell) batch(it item) []item {
+	b := []item{it}
+	for len(b) < maxBatch {
+		select {
+		case more := <-sh.inputs:
+			b = append(b, more)
+		default:
+			return b
 		}
 	}
+	return b
+}
+
+// step applies a batch in order, persists the state once, and only then
+// answers the inputs and hands the actions to the dispatcher: nothing is
+// acted on (or acknowledged) before it is recorded.
+func (sh *shell) step(ctx context.Context, batch []item) {
+	var acts []core.Action
+	errs := make([]error, len(batch))
+	inputs := make([]core.Input, len(batch))
+	for i, it := range batch {
+		a, err := core.Apply(sh.state, it.in)
+		if err != nil {
+			sh.log.Debug("input ignored", "input", fmt.Sprintf("%T", it.in), "error", err)
+		}
+		errs[i], inputs[i] = err, it.in
+		acts = append(acts, a...)
+	}
+	perr := sh.save(ctx, inputs, len(acts) > 0)
+	for i, it := range batch {
+		if it.done != nil {
+			it.done <- outcome{apply: errs[i], persist: perr}
+		}
+	}
+	if perr != nil {
+		// Not recorded: act on nothing. The sources redeliver (durable
+		// events) or repeat (beats, ticks, results are re-sent by the core
+		// after its backoff).
+		sh.log.Warn("persist failed; actions withheld", "error", perr)
+		return
+	}
+	sh.publishView()
+	sh.disp.run(ctx, acts)
+}
+
+// save persists after a batch: at once when anything but heartbeats and
+// ticks changed the state (or actions follow), at most every
+// beatPersistEvery otherwise.
+func (sh *shell) save(ctx context.Context, inputs []core.Input, acting bool) error {
+	sh.pending.add(sh.state.TakeChanges())
+	if sh.pending.empty() && !acting {
+		return nil
+	}
+	if !acting && time.Since(sh.lastSaved) < beatPersistEvery && onlyBeatsAndTicks(inputs) {
+		sh.dirty = true
+		return nil
+	}
 	return sh.persist(ctx)
+}
+
+func onlyBeatsAndTicks(inputs []core.Input) bool {
+	for _, in := range inputs {
+		switch in.(type) {
+		case core.HostBeat, core.Tick:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // groupSpec is what the coordinator needs of a group whose members all run:

@@ -185,13 +185,6 @@ func (c *cluster) startHost(actx, ctx context.Context, i int, sh shape) error {
 	}
 	// The composition of cmd/xenft/hostagent.go.
 	guard := &events.EpochGuard{}
-	ecfg := executor.DefaultConfig()
-	ecfg.SpoolDir = filepath.Join(hdir, "spool")
-	ex, err := executor.New(hv, c.st, ecfg, guard, c.log)
-	if err != nil {
-		bus.Close()
-		return err
-	}
 	bcfg := detector.DefaultBeaconConfig()
 	beacon, err := detector.NewBeacon(bus, name, hostInventory{hv}, bcfg, c.log)
 	if err != nil {
@@ -201,6 +194,15 @@ func (c *cluster) startHost(actx, ctx context.Context, i int, sh shape) error {
 	rcfg := restarter.DefaultConfig()
 	rcfg.SpoolDir = filepath.Join(hdir, "restore")
 	rest, err := restarter.New(restarter.Identity{Host: name, Incarnation: beacon.Incarnation()}, hv, c.st, rcfg, guard, c.log)
+	if err != nil {
+		bus.Close()
+		return err
+	}
+	// As the agent does: a capture suspends the guest, which the
+	// restarter's watcher must not report as a failure.
+	ecfg := executor.DefaultConfig()
+	ecfg.SpoolDir = filepath.Join(hdir, "spool")
+	ex, err := executor.New(heldSaves{Hypervisor: hv, hold: rest.Hold}, c.st, ecfg, guard, c.log)
 	if err != nil {
 		bus.Close()
 		return err
@@ -371,4 +373,17 @@ func forEach(ctx context.Context, n, par int, f func(context.Context, int) error
 		return ctx.Err()
 	}
 	return first
+}
+
+// heldSaves holds a domain in the restarter while the checkpointer saves it
+// (cmd/xenft/hostagent.go does the same).
+type heldSaves struct {
+	xen.Hypervisor
+	hold func(vm string) (release func())
+}
+
+func (h heldSaves) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
+	release := h.hold(dom)
+	defer release()
+	return h.Hypervisor.Save(ctx, dom, path, opts)
 }

@@ -93,10 +93,10 @@ func collectStatus(ctx context.Context, bus *events.Bus) (statusReport, error) {
 		return rep, fmt.Errorf("%w (has a supervisor run against this bus?)", err)
 	}
 	var st core.State
-	if e, err := kv.Get(ctx, "core"); err == nil {
-		if err := json.Unmarshal(e.Value(), &st); err != nil {
-			return rep, fmt.Errorf("supervisor state unreadable: %w", err)
-		}
+	if loaded, err := supervisor.LoadState(ctx, kv); err != nil {
+		return rep, err
+	} else if loaded != nil {
+		st = *loaded
 	}
 	progress := map[string]uint64{}
 	for name, h := range st.Hosts {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -194,15 +195,11 @@ func (d *demo) coreState(ctx context.Context) *core.State {
 	if err != nil {
 		return nil
 	}
-	e, err := kv.Get(ctx, "core")
+	st, err := supervisor.LoadState(ctx, kv)
 	if err != nil {
 		return nil
 	}
-	var st core.State
-	if json.Unmarshal(e.Value(), &st) != nil {
-		return nil
-	}
-	return &st
+	return st
 }
 
 type vmRow struct {
