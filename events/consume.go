@@ -56,6 +56,20 @@ func (c *ConsumeConfig) defaults() {
 // terminated so they are never redelivered and never block the events behind
 // them.
 func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h Handler) error {
+	return b.consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg, ev Event, m Meta, log hclog.Logger) error {
+		if err := h(ctx, ev, m); err != nil {
+			log.Warn("handler failed, will retry", "event", ev.ID, "type", ev.Type.Short(), "delivered", m.Delivered, "error", err)
+			return msg.NakWithDelay(cc.RetryDelay)
+		}
+		actx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		defer cancel()
+		return msg.DoubleAck(actx)
+	})
+}
+
+// consume creates (or resumes) the durable and runs deliver for each valid
+// event; invalid ones are terminated.
+func (b *Bus) consume(ctx context.Context, cc ConsumeConfig, deliver func(context.Context, jetstream.Msg, Event, Meta, hclog.Logger) error) error {
 	cc.defaults()
 	if cc.Durable == "" {
 		return errors.New("consume: a durable name is required")
@@ -90,13 +104,7 @@ func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h Handler) error {
 	}
 	log := b.log.Named("consumer").With("durable", cc.Durable)
 	return b.run(ctx, cons, log, func(ctx context.Context, msg jetstream.Msg, ev Event, m Meta) error {
-		if err := h(ctx, ev, m); err != nil {
-			log.Warn("handler failed, will retry", "event", ev.ID, "type", ev.Type.Short(), "delivered", m.Delivered, "error", err)
-			return msg.NakWithDelay(cc.RetryDelay)
-		}
-		actx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		defer cancel()
-		return msg.DoubleAck(actx)
+		return deliver(ctx, msg, ev, m, log)
 	}, func(msg jetstream.Msg) { _ = msg.Term() })
 }
 
@@ -222,4 +230,52 @@ func (d *dropLog) note(subject string, err error) {
 	}
 	d.log.Warn("dropped invalid event", "subject", subject, "error", err, "suppressed_since_last", d.suppressed)
 	d.last, d.suppressed = now, 0
+}
+
+// Await waits until a delivered event has been dealt with; its error asks
+// for redelivery (see ConsumePipelined).
+type Await func() error
+
+// StartHandler starts dealing with one event and returns how to wait for it.
+// It is called in stream order, one event at a time, and must not block for
+// long: it should hand the event on (in order) and return.
+type StartHandler func(ctx context.Context, ev Event, m Meta) Await
+
+// ConsumePipelined is Consume for a consumer that records events in order
+// but slowly (the supervisor persists its state before it acks): events are
+// started in order without waiting for the previous one to be recorded, and
+// each is acknowledged (or, on error, redelivered) once its Await returns.
+// At most maxInFlight events await at once.
+func (b *Bus) ConsumePipelined(ctx context.Context, cc ConsumeConfig, maxInFlight int, start StartHandler) error {
+	if maxInFlight <= 0 {
+		maxInFlight = 64
+	}
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	return b.consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg, ev Event, m Meta, log hclog.Logger) error {
+		await := start(ctx, ev, m)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := await(); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("handler failed, will retry", "event", ev.ID, "type", ev.Type.Short(), "delivered", m.Delivered, "error", err)
+				}
+				_ = msg.NakWithDelay(cc.RetryDelay)
+				return
+			}
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.RequestTimeout)
+			defer cancel()
+			if err := msg.DoubleAck(actx); err != nil && ctx.Err() == nil {
+				log.Warn("ack failed", "event", ev.ID, "error", err)
+			}
+		}()
+		return nil
+	})
 }

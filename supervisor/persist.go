@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -66,67 +67,79 @@ func (p *pending) all(st *core.State) {
 	}
 }
 
-// write stores the pending entries of st (deleting those st no longer has)
-// and clears them.
+// writeConcurrency bounds the entry writes in flight: a batch of restore
+// results changes dozens of VMs, and one acknowledged write after another
+// would hold up the next decision by a round trip each.
+const writeConcurrency = 32
+
+// write stores the pending entries of st (deleting those st no longer has),
+// concurrently, and clears them. On error the entries stay pending.
 func (p *pending) write(ctx context.Context, kv jetstream.KeyValue, st *core.State) error {
-	put := func(key string, v any) error {
+	type op struct {
+		key string
+		val []byte // nil: delete
+	}
+	var ops []op
+	add := func(key string, v any, present bool) error {
+		if !present {
+			ops = append(ops, op{key: key})
+			return nil
+		}
 		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", key, err)
 		}
-		if _, err := kv.Put(ctx, key, b); err != nil {
-			return fmt.Errorf("write %s: %w", key, err)
-		}
+		ops = append(ops, op{key, b})
 		return nil
 	}
-	del := func(key string) error {
-		if err := kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("delete %s: %w", key, err)
-		}
-		return nil
-	}
+	var errs []error
 	if p.meta {
-		if err := put(keyMeta, st.Meta); err != nil {
-			return err
-		}
-		p.meta = false
+		errs = append(errs, add(keyMeta, st.Meta, true))
 	}
 	for name := range p.hosts {
-		var err error
-		if h, ok := st.Hosts[name]; ok {
-			err = put(keyHost+name, h)
-		} else {
-			err = del(keyHost + name)
-		}
-		if err != nil {
-			return err
-		}
-		delete(p.hosts, name)
+		h, ok := st.Hosts[name]
+		errs = append(errs, add(keyHost+name, h, ok))
 	}
 	for name := range p.vms {
-		var err error
-		if v, ok := st.VMs[name]; ok {
-			err = put(keyVM+name, v)
-		} else {
-			err = del(keyVM + name)
-		}
-		if err != nil {
-			return err
-		}
-		delete(p.vms, name)
+		v, ok := st.VMs[name]
+		errs = append(errs, add(keyVM+name, v, ok))
 	}
 	for name := range p.groups {
-		var err error
-		if g, ok := st.Groups[name]; ok {
-			err = put(keyGroup+name, g)
-		} else {
-			err = del(keyGroup + name)
-		}
-		if err != nil {
-			return err
-		}
-		delete(p.groups, name)
+		g, ok := st.Groups[name]
+		errs = append(errs, add(keyGroup+name, g, ok))
 	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	results := make([]error, len(ops))
+	sem := make(chan struct{}, writeConcurrency)
+	var wg sync.WaitGroup
+	for i, o := range ops {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var err error
+			if o.val == nil {
+				if err = kv.Delete(ctx, o.key); errors.Is(err, jetstream.ErrKeyNotFound) {
+					err = nil
+				}
+			} else {
+				_, err = kv.Put(ctx, o.key, o.val)
+			}
+			if err != nil {
+				results[i] = fmt.Errorf("write %s: %w", o.key, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(results...); err != nil {
+		return err
+	}
+	p.meta = false
+	clear(p.hosts)
+	clear(p.vms)
+	clear(p.groups)
 	return nil
 }
 

@@ -47,13 +47,30 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 	filters := []string{subj.EventsOfKind("node"), subj.EventsOfType(events.TypeVMFailed),
 		subj.EventsOfType(events.TypeCheckpointCommitted), subj.EventsOfType(events.TypeCheckpointDeleted)}
 	for ctx.Err() == nil {
-		err := sh.s.bus.Consume(ctx, events.ConsumeConfig{Durable: consumerName, Filters: filters, StartAt: time.Now().Add(-time.Minute)},
-			func(ctx context.Context, ev events.Event, _ events.Meta) error {
+		// Pipelined: a burst of failures reaches the core in one batch
+		// instead of one recorded event at a time (placing restores on
+		// hosts whose failure is still queued); each event is still acked
+		// only after the state it produced is recorded.
+		err := sh.s.bus.ConsumePipelined(ctx, events.ConsumeConfig{Durable: consumerName, Filters: filters, StartAt: time.Now().Add(-time.Minute)}, 256,
+			func(ctx context.Context, ev events.Event, _ events.Meta) events.Await {
 				in, ok := sh.translate(ev)
 				if !ok {
-					return nil
+					return func() error { return nil }
 				}
-				return sh.feed(ctx, in, true)
+				it := item{in: in, done: make(chan outcome, 1)}
+				select {
+				case sh.inputs <- it:
+				case <-ctx.Done():
+					return ctx.Err
+				}
+				return func() error {
+					select {
+					case o := <-it.done:
+						return o.persist
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 			})
 		if err != nil && !errors.Is(err, events.ErrStopped) {
 			sh.log.Warn("event consumer failed, restarting", "error", err)
