@@ -181,7 +181,7 @@ func report(sc scenario, r result) {
 	}
 	fmt.Printf("    restore retries %d, vm.restart_failed %d; after: %d VMs on live hosts, %d running, %d with two copies\n",
 		r.burstRetries, r.burstFailures, r.vmsAfter, r.runningAfter, r.duplicates)
-	fmt.Printf("    supervisor state persisted after every state-changing input: %d KiB\n", r.stateBytes>>10)
+	fmt.Printf("    supervisor state (all entries, only changed ones are written): %d KiB\n", r.stateBytes>>10)
 	for _, e := range r.failureErrors {
 		fmt.Println("      restart failed: " + e)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -161,11 +162,13 @@ func (sc scenario) run(ctx context.Context, dir string, logf func(string, ...any
 		return res, err
 	}
 	res.runningAfter, res.vmsAfter = running, len(copies)
-	// The supervisor persists its whole core state after every input that
-	// changes it (supervisor/shell.go): its size says what each costs.
+	// The supervisor persists its state per entry (supervisor/persist.go):
+	// the total size of the entries says how big the state is, not what a
+	// write costs (only changed entries are written).
 	if kv, err := c.bus.KV(ctx, c.bus.Names().State()); err == nil {
-		if e, err := kv.Get(ctx, "core"); err == nil {
-			res.stateBytes = len(e.Value())
+		if st, err := supervisor.LoadState(ctx, kv); err == nil && st != nil {
+			b, _ := json.Marshal(st)
+			res.stateBytes = len(b)
 		}
 	}
 	for _, n := range copies {
