@@ -70,13 +70,20 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	// A previous Put of this key that died may have left an image without a
 	// sidecar; its sidecar must not survive to describe the new one.
 	_ = os.Remove(final + metaSuffix)
-	hr := newHashingReader(r)
-	if err := d.writeAtomic(ctx, final, hr); err != nil {
+	var size int64
+	var sum string
+	if err := d.writeAtomic(ctx, final, func(w io.Writer) (err error) {
+		size, sum, err = hashedCopy(ctx, earlyWriteback(w), r)
+		return err
+	}); err != nil {
 		return Info{}, fmt.Errorf("put %s: %w", key, err)
 	}
-	info := Info{Key: key, Size: hr.n, SHA256: hr.sum(), Modified: time.Now().UTC()}
+	info := Info{Key: key, Size: size, SHA256: sum, Modified: time.Now().UTC()}
 	meta, _ := json.Marshal(info)
-	if err := d.writeAtomic(ctx, final+metaSuffix, strings.NewReader(string(meta))); err != nil {
+	if err := d.writeAtomic(ctx, final+metaSuffix, func(w io.Writer) error {
+		_, err := w.Write(meta)
+		return err
+	}); err != nil {
 		_ = os.Remove(final)
 		return Info{}, fmt.Errorf("put %s: metadata: %w", key, err)
 	}
@@ -86,7 +93,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	return info, nil
 }
 
-func (d *Dir) writeAtomic(ctx context.Context, final string, r io.Reader) (err error) {
+func (d *Dir) writeAtomic(ctx context.Context, final string, write func(io.Writer) error) (err error) {
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	tmp := final + ".tmp-" + hex.EncodeToString(suffix[:])
@@ -100,7 +107,7 @@ func (d *Dir) writeAtomic(ctx context.Context, final string, r io.Reader) (err e
 			_ = os.Remove(tmp)
 		}
 	}()
-	if _, err = io.Copy(f, ctxReader{ctx, r}); err != nil {
+	if err = write(f); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {
