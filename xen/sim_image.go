@@ -192,31 +192,42 @@ func readImage(ctx context.Context, r io.Reader) (ImageHeader, error) {
 	if err != nil {
 		return ImageHeader{}, err
 	}
-	bp, wp := chunkPool.Get().(*[]byte), chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
+	wp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(wp)
 	want := *wp
 	crc := uint32(0)
 	pages := h.MemoryBytes / PageSize
+	// The pages are read ahead by a goroutine while the previous chunk is
+	// verified: a restore then runs at the speed of the slower of the two
+	// (usually the disk), not of their sum.
+	chunks, stop := readAhead(r, pages)
+	defer stop()
 	for first := uint64(0); first < pages; {
 		if err := ctx.Err(); err != nil {
 			return ImageHeader{}, err
 		}
 		n := min(pages-first, imageChunk/PageSize)
-		got := (*bp)[:n*PageSize]
-		if _, err := io.ReadFull(r, got); err != nil {
+		c, ok := <-chunks
+		if !ok || c.err != nil {
+			err := io.ErrUnexpectedEOF
+			if ok {
+				err = c.err
+			}
 			return ImageHeader{}, badImage("truncated at page %d of %d: %v", first, pages, err)
 		}
+		got := (*c.buf)[:n*PageSize]
 		crc = crc32.Update(crc, castagnoli, got)
 		fillPages(want[:len(got)], h.Seed, first, h.Progress)
 		if !bytes.Equal(got, want[:len(got)]) {
 			for i := uint64(0); i < n; i++ {
 				off := i * PageSize
 				if !bytes.Equal(got[off:off+PageSize], want[off:off+PageSize]) {
+					c.release()
 					return ImageHeader{}, badImage("page %d does not hold the workload's state at progress %d", first+i, h.Progress)
 				}
 			}
 		}
+		c.release()
 		first += n
 	}
 	var tr [imageTrailerLen + 1]byte
@@ -237,6 +248,66 @@ func readImage(ctx context.Context, r io.Reader) (ImageHeader, error) {
 		return ImageHeader{}, badImage("pages checksum %08x, want %08x", crc, want)
 	}
 	return h, nil
+}
+
+// aheadChunk is one chunk of pages read ahead; release returns its buffer.
+type aheadChunk struct {
+	buf     *[]byte
+	err     error
+	release func()
+}
+
+// readAhead reads the pages of an image from r in imageChunk pieces on a
+// goroutine of its own, at most two chunks ahead of the consumer. stop ends
+// it (and waits for it) however far the consumer got; the reader then owns no
+// buffer and the next reads from r come after the pages.
+func readAhead(r io.Reader, pages uint64) (<-chan aheadChunk, func()) {
+	const ahead = 2
+	out := make(chan aheadChunk, ahead)
+	free := make(chan *[]byte, ahead+1)
+	for i := 0; i < ahead+1; i++ {
+		free <- chunkPool.Get().(*[]byte)
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for first := uint64(0); first < pages; {
+			var b *[]byte
+			select {
+			case b = <-free:
+			case <-quit:
+				return
+			}
+			n := min(pages-first, imageChunk/PageSize)
+			_, err := io.ReadFull(r, (*b)[:n*PageSize])
+			c := aheadChunk{buf: b, err: err, release: func() { free <- b }}
+			select {
+			case out <- c:
+			case <-quit:
+				free <- b
+				return
+			}
+			if err != nil {
+				return
+			}
+			first += n
+		}
+	}()
+	stop := func() {
+		close(quit)
+		<-done
+		for {
+			select {
+			case b := <-free:
+				chunkPool.Put(b)
+			default:
+				return
+			}
+		}
+	}
+	return out, stop
 }
 
 // ReadImageHeader reads only the header of a sim image: cheap, for tests
