@@ -53,10 +53,9 @@ type recorder struct {
 	// from xl list -l via the sim state).
 	progress func(vm string) (uint64, error)
 
-	mu           sync.Mutex
-	failSave     map[string]error
-	blockUnpause chan struct{}
-	captured     map[string]uint64
+	mu       sync.Mutex
+	failSave map[string]error
+	captured map[string]uint64
 }
 
 type orderLog struct {

@@ -323,16 +323,6 @@ func (c *cluster) census(ctx context.Context) (copies map[string]int, running in
 	return copies, running, nil
 }
 
-// host finds a live host by name.
-func (c *cluster) host(name string) *simHost {
-	for _, h := range c.hosts {
-		if h.name == name && !h.down {
-			return h
-		}
-	}
-	return nil
-}
-
 func (c *cluster) close() {
 	if c.stop != nil {
 		c.stop()

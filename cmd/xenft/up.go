@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
@@ -177,7 +177,7 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	dcfg := d.cfg.Detector
 	dcfg.ID = "det-1"
-	mon, err := newMonitor(dbus, dcfg, d.log)
+	mon, err := detector.NewMonitor(dbus, dcfg, d.log)
 	if err != nil {
 		return err
 	}
@@ -224,5 +224,3 @@ func (d *demo) announce() {
 		d.srv.ClientURL(), d.o.hosts, filepath.Join(d.o.dataDir, "xenft-up.log"))
 	fmt.Fprintf(d.out, "  watch from another terminal: xenft events tail --nats %s\n", d.srv.ClientURL())
 }
-
-var errStop = errors.New("stop")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
@@ -44,7 +43,6 @@ type simHost struct {
 	bus    *events.Bus
 	cancel context.CancelFunc
 	done   chan struct{}
-	down   bool // crashed or cut off; comes back later
 }
 
 type demoVM struct {
@@ -213,8 +211,4 @@ func (d *demo) vmsOnLocked(h *simHost) []string {
 		out = append(out, dom.Name)
 	}
 	return out
-}
-
-func newMonitor(bus *events.Bus, cfg detector.Config, log hclog.Logger) (*detector.Monitor, error) {
-	return detector.NewMonitor(bus, cfg, log)
 }
