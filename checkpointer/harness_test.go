@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +19,7 @@ import (
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/xentest"
 )
 
 // fakeXL is the fake xl program, built once by TestMain.
@@ -32,10 +30,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	fakeXL = filepath.Join(dir, "xl")
-	out, err := exec.Command("go", "build", "-o", fakeXL, "github.com/xenft/xenft/xen/cmd/fakexl").CombinedOutput()
-	if err != nil {
-		panic("build fake xl: " + err.Error() + "\n" + string(out))
+	if fakeXL, err = xentest.BuildFakeXL(dir); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
@@ -165,7 +161,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 			state := t.TempDir()
 			xl := &xen.XL{Path: fakeXL, Env: []string{"FAKEXL_STATE=" + state, "FAKEXL_HOST=" + host, "FAKEXL_SUSPEND_TIMEOUT=2s"}}
 			hv = xl
-			progress = func(vm string) (uint64, error) { return fakeXLProgress(xl, vm) }
+			progress = func(vm string) (uint64, error) { return xentest.Progress(xl, vm) }
 		} else {
 			sim := &xen.Sim{Host: host}
 			hv = sim
@@ -201,18 +197,6 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	cfg.PauseTimeout = 20 * time.Second
 	c.coord = checkpointer.NewCoordinator("test-sup", bus, bus, c.catalog, st, cfg, log)
 	return c
-}
-
-// fakeXLProgress reads a domain's workload counter with the fake xl's
-// test-only verb (real xl cannot see inside a guest).
-func fakeXLProgress(xl *xen.XL, vm string) (uint64, error) {
-	cmd := exec.Command(xl.Path, "sim-progress", vm)
-	cmd.Env = append(os.Environ(), xl.Env...)
-	out, err := cmd.Output()
-	if err != nil {
-		return 0, fmt.Errorf("sim-progress %s: %w", vm, err)
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
 }
 
 // startVM boots a domain of memMiB on host from a generated xl config.

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/xentest"
 )
 
 // fakeXL is the fake xl program, built once by TestMain.
@@ -33,10 +32,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	fakeXL = filepath.Join(dir, "xl")
-	out, err := exec.Command("go", "build", "-o", fakeXL, "github.com/xenft/xenft/xen/cmd/fakexl").CombinedOutput()
-	if err != nil {
-		panic("build fake xl: " + err.Error() + "\n" + string(out))
+	if fakeXL, err = xentest.BuildFakeXL(dir); err != nil {
+		panic(err)
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
@@ -165,22 +162,10 @@ var (
 	}}
 	xlDriver = driver{"xl", func(t *testing.T, host string) (restarter.Hypervisor, func(string) (uint64, error)) {
 		x := &xen.XL{Path: fakeXL, Env: []string{"FAKEXL_STATE=" + t.TempDir(), "FAKEXL_HOST=" + host}}
-		return x, func(vm string) (uint64, error) { return fakeXLProgress(x, vm) }
+		return x, func(vm string) (uint64, error) { return xentest.Progress(x, vm) }
 	}}
 	drivers = []driver{simDriver, xlDriver}
 )
-
-// fakeXLProgress reads a domain's workload counter with the fake xl's
-// test-only verb (real xl cannot see inside a guest).
-func fakeXLProgress(x *xen.XL, vm string) (uint64, error) {
-	cmd := exec.Command(x.Path, "sim-progress", vm)
-	cmd.Env = append(os.Environ(), x.Env...)
-	out, err := cmd.Output()
-	if err != nil {
-		return 0, fmt.Errorf("sim-progress %s: %w", vm, err)
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
-}
 
 // agent is one host's restarter (and, when asked, checkpointer) serving
 // commands over its own bus connection.

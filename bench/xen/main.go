@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/xentest"
 )
 
 func main() {
@@ -111,9 +112,9 @@ func run(rounds, memMiB, calls int, dir string) error {
 	fmt.Printf("  cp+sync     %6s  %6.0f MiB/s;  plain cp %s (%.0f MiB/s, page cache)\n", cps.Round(time.Millisecond), mbps(cps), cp.Round(time.Millisecond), mbps(cp))
 
 	// The xl driver against the fake xl.
-	fake := filepath.Join(dir, "xl")
-	if out, err := exec.Command("go", "build", "-o", fake, "github.com/xenft/xenft/xen/cmd/fakexl").CombinedOutput(); err != nil {
-		return fmt.Errorf("build fake xl: %v: %s", err, out)
+	fake, err := xentest.BuildFakeXL(dir)
+	if err != nil {
+		return err
 	}
 	state := filepath.Join(dir, "fakexl-state")
 	env := []string{"FAKEXL_STATE=" + state, "FAKEXL_HOST=bench"}

@@ -20,6 +20,7 @@ import (
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/xentest"
 )
 
 // cluster of real processes around one embedded server: agents on the fake
@@ -41,9 +42,9 @@ func newProcCluster(t *testing.T) *procCluster {
 	srv := eventstest.Server(t)
 	bus := eventstest.Bus(t, srv)
 	dir := t.TempDir()
-	fake := filepath.Join(dir, "xl")
-	if out, err := exec.Command("go", "build", "-o", fake, "github.com/xenft/xenft/xen/cmd/fakexl").CombinedOutput(); err != nil {
-		t.Fatalf("build fake xl: %v\n%s", err, out)
+	fake, err := xentest.BuildFakeXL(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	c := &procCluster{t: t, url: srv.ClientURL(), dir: dir, fakeXL: fake, bus: bus, procs: map[string]*exec.Cmd{}}
 	c.env = []string{
