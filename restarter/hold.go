@@ -1,5 +1,11 @@
 package restarter
 
+import (
+	"context"
+
+	"github.com/xenft/xenft/xen"
+)
+
 // Hold marks vm as being worked on by another part of this agent (the
 // checkpointer's capture, whose `xl save -p` suspends the guest: it shows as
 // shut down, ---ss-, while the save runs). Until release is called the
@@ -21,4 +27,21 @@ func (r *Restarter) Hold(vm string) (release func()) {
 			delete(r.busy, vm)
 		}
 	}
+}
+
+// HoldSaves wraps hv so that every Save holds the domain for its duration:
+// the agent gives it to its checkpointer, whose captures suspend the guest.
+func (r *Restarter) HoldSaves(hv xen.Hypervisor) xen.Hypervisor {
+	return heldSaves{Hypervisor: hv, hold: r.Hold}
+}
+
+type heldSaves struct {
+	xen.Hypervisor
+	hold func(vm string) (release func())
+}
+
+func (h heldSaves) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
+	release := h.hold(dom)
+	defer release()
+	return h.Hypervisor.Save(ctx, dom, path, opts)
 }

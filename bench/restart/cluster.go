@@ -202,7 +202,7 @@ func (c *cluster) startHost(actx, ctx context.Context, i int, sh shape) error {
 	// restarter's watcher must not report as a failure.
 	ecfg := executor.DefaultConfig()
 	ecfg.SpoolDir = filepath.Join(hdir, "spool")
-	ex, err := executor.New(heldSaves{Hypervisor: hv, hold: rest.Hold}, c.st, ecfg, guard, c.log)
+	ex, err := executor.New(rest.HoldSaves(hv), c.st, ecfg, guard, c.log)
 	if err != nil {
 		bus.Close()
 		return err
@@ -363,17 +363,4 @@ func forEach(ctx context.Context, n, par int, f func(context.Context, int) error
 		return ctx.Err()
 	}
 	return first
-}
-
-// heldSaves holds a domain in the restarter while the checkpointer saves it
-// (cmd/xenft/hostagent.go does the same).
-type heldSaves struct {
-	xen.Hypervisor
-	hold func(vm string) (release func())
-}
-
-func (h heldSaves) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
-	release := h.hold(dom)
-	defer release()
-	return h.Hypervisor.Save(ctx, dom, path, opts)
 }

@@ -46,7 +46,7 @@ func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.Image
 	}
 	// A capture suspends the guest while it is saved: the restarter's
 	// watcher must not take that for a failure.
-	ex, err := executor.New(heldSaves{Hypervisor: hv, hold: rest.Hold}, st, cfg.Agent.Checkpoint, guard, log)
+	ex, err := executor.New(rest.HoldSaves(hv), st, cfg.Agent.Checkpoint, guard, log)
 	if err != nil {
 		return nil, err
 	}
@@ -83,19 +83,6 @@ func (a *hostAgent) run(ctx context.Context) error {
 	a.exec.Close(cctx)
 	close(errs)
 	return errors.Join(collect(errs)...)
-}
-
-// heldSaves marks a domain as held by the agent while the checkpointer saves
-// it.
-type heldSaves struct {
-	xen.Hypervisor
-	hold func(vm string) (release func())
-}
-
-func (h heldSaves) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
-	release := h.hold(dom)
-	defer release()
-	return h.Hypervisor.Save(ctx, dom, path, opts)
 }
 
 func collect(ch <-chan error) []error {
