@@ -104,8 +104,6 @@ func TestPrecedenceFileThenEnvThenFlag(t *testing.T) {
 }
 
 func TestEveryFlagIsBoundToAKnownKey(t *testing.T) {
-	root := newRootCommand()
-	_ = root
 	a := &app{loader: newLoader(), flags: map[*cobra.Command]map[string]string{}}
 	for _, c := range []*cobra.Command{newUpCommand(a), newServerCommand(a), newTailCommand(a), newPublishCommand(a)} {
 		for flag, key := range a.flags[c] {
