@@ -22,8 +22,10 @@
 // killed, or write an image cut in half and report success. The file is
 // removed when used.
 //
-// Two subcommands that real xl does not have serve tests: `sim-progress
-// <dom>` prints a domain's workload counter, `sim-crash <dom>` crashes it.
+// Three subcommands that real xl does not have serve tests: `sim-progress
+// <dom>` prints a domain's workload counter, `sim-crash <dom>` crashes it,
+// and `sim-poweroff` makes every guest vanish as a power cut would (a fence
+// command for the multi-process tests in e2e/).
 package main
 
 import (

@@ -205,3 +205,22 @@ func TestFakeUsage(t *testing.T) {
 		t.Errorf("without FAKEXL_STATE: %d %q", code, e.String())
 	}
 }
+
+// A power cut leaves nothing to list, and the host can boot guests again.
+func TestFakePowerOffRemovesEveryGuest(t *testing.T) {
+	f := newFakeRun(t)
+	f.xl("create", "$D/tiny.cfg")
+	f.xl("create", "$D/tiny2.cfg")
+	if code, _, e := f.xl("sim-poweroff"); code != 0 {
+		t.Fatalf("sim-poweroff: %d %s", code, e)
+	}
+	if _, out, _ := f.xl("list"); strings.Count(out, "\n") != 2 {
+		t.Errorf("guests left after sim-poweroff:\n%s", out)
+	}
+	if code, _, e := f.xl("create", "$D/tiny.cfg"); code != 0 {
+		t.Errorf("create after sim-poweroff: %d %s", code, e)
+	}
+	if code, _, _ := f.xl("sim-poweroff", "tiny"); code != 2 {
+		t.Errorf("sim-poweroff with an argument: %d", code)
+	}
+}

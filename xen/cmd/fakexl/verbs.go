@@ -29,6 +29,7 @@ func init() {
 		"domname":      (*xlCall).domname,
 		"sim-progress": (*xlCall).simProgress,
 		"sim-crash":    (*xlCall).simCrash,
+		"sim-poweroff": (*xlCall).simPowerOff,
 	}
 }
 
@@ -260,6 +261,22 @@ func (c *xlCall) simCrash(args []string) int {
 	}
 	if err := c.sim.Crash(ctx, args[0]); err != nil {
 		fmt.Fprint(c.stderr, msgInvalidID(args[0]))
+		return 1
+	}
+	return 0
+}
+
+// simPowerOff takes every guest domain away at once, as a host losing power
+// does: no shutdown, no save, nothing left to list. Multi-process tests use
+// it as the fence command that powers a host off.
+func (c *xlCall) simPowerOff(args []string) int {
+	if len(args) != 0 {
+		return c.usageErr("sim-poweroff", "takes no arguments")
+	}
+	st := c.sim.Export()
+	st.Domains = nil
+	if err := c.sim.Import(st); err != nil {
+		fmt.Fprintf(c.stderr, "fakexl: %v\n", err)
 		return 1
 	}
 	return 0
