@@ -73,7 +73,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	var size int64
 	var sum string
 	if err := d.writeAtomic(ctx, final, func(w io.Writer) (err error) {
-		size, sum, err = hashedCopy(ctx, earlyWriteback(w), r)
+		size, sum, err = copyAndHash(ctx, w, r)
 		return err
 	}); err != nil {
 		return Info{}, fmt.Errorf("put %s: %w", key, err)
@@ -91,6 +91,20 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 		return Info{}, fmt.Errorf("put %s: sync directory: %w", key, err)
 	}
 	return info, nil
+}
+
+// copyAndHash copies r into w, returning the size and SHA-256 of what was
+// written: from the mapped source when both are files (the agent's upload
+// of a spooled image), through a pipelined user-space copy otherwise.
+func copyAndHash(ctx context.Context, w io.Writer, r io.Reader) (int64, string, error) {
+	if dst, ok := w.(*os.File); ok {
+		if src, ok := r.(*os.File); ok {
+			if n, sum, ok, err := hashedFileCopy(ctx, dst, src); ok {
+				return n, sum, err
+			}
+		}
+	}
+	return hashedCopy(ctx, earlyWriteback(w), r)
 }
 
 func (d *Dir) writeAtomic(ctx context.Context, final string, write func(io.Writer) error) (err error) {
