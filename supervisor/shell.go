@@ -51,6 +51,7 @@ type shell struct {
 	lastSaved time.Time
 	dirty     bool
 	view      atomic.Pointer[view]
+	leases    *leaseBook
 }
 
 // view is what other goroutines (the checkpoint scheduler, status) may read
@@ -67,7 +68,7 @@ type vmView struct {
 }
 
 func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue) *shell {
-	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending()}
+	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending(), leases: newLeaseBook()}
 	sh.disp = newDispatcher(sh)
 	return sh
 }

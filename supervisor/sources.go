@@ -32,7 +32,7 @@ func (sh *shell) startSources(ctx context.Context, wg *sync.WaitGroup) {
 	// checkpoints find them.
 	sh.feedInventory(ctx)
 	sh.feedCatalog(ctx)
-	for _, f := range []func(context.Context){sh.consumeEvents, sh.feedBeats, sh.watchInventory, sh.reconcileHosts, sh.tick} {
+	for _, f := range []func(context.Context){sh.consumeEvents, sh.feedBeats, sh.watchInventory, sh.watchLeases, sh.tick} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
@@ -91,7 +91,8 @@ func (sh *shell) translate(ev events.Event) (core.Input, bool) {
 	case *events.NodeSuspect:
 		return core.NodeSuspect{At: now, Host: d.Host, LastBeat: d.LastBeat}, true
 	case *events.NodeFailed:
-		return core.NodeFailed{At: now, Host: d.Host, Incarnation: d.Incarnation, LastBeat: d.LastBeat, LastSeq: d.LastSeq, Reason: d.Reason}, true
+		return core.NodeFailed{At: now, Host: d.Host, Incarnation: d.Incarnation, LastBeat: d.LastBeat, LastSeq: d.LastSeq,
+			LastLease: sh.leases.last(d.Host), Reason: d.Reason}, true
 	case *events.NodeRecovered:
 		return core.NodeRecovered{At: now, Host: d.Host, Incarnation: d.Incarnation, NewIncarnation: d.NewIncarnation, LastBeat: d.LastBeat, LastSeq: d.LastSeq}, true
 	case *events.NodeFault:

@@ -92,6 +92,8 @@ func (m *machine) handle(in Input) error {
 		return m.onLeader(in)
 	case HostBeat:
 		return m.onBeat(in)
+	case HostLeaseRenewed:
+		return m.onLease(in)
 	case NodeSuspect:
 		return m.onSuspect(in)
 	case NodeFailed:

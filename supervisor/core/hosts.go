@@ -80,6 +80,35 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// onLease: an agent that renews its lease has not fenced itself. Only a
+// host failed by silence and waiting for its self-fence deadline has
+// anything to learn from that; other hosts only record the agent's
+// self-timeout when it changes (rarely: at the agent's start).
+func (m *machine) onLease(in HostLeaseRenewed) error {
+	if in.Host == "" || in.SelfTimeout < 0 {
+		return fmt.Errorf("%w: lease renewal of %q with self-timeout %s", ErrInvalid, in.Host, in.SelfTimeout)
+	}
+	h := m.s.Hosts[in.Host]
+	if h == nil {
+		return nil // not beating yet: it registers with its first beat
+	}
+	if in.SelfTimeout != h.SelfTimeout {
+		m.touchHost(h.Name)
+		h.SelfTimeout = in.SelfTimeout
+	}
+	if h.State == HostFailed && h.FailedBy == FailedBySilence {
+		renewed := m.now
+		if !in.RenewedAt.IsZero() && in.RenewedAt.Before(m.now) {
+			renewed = norm(in.RenewedAt)
+		}
+		if d := m.p.selfFenceDeadline(renewed, h.SelfTimeout); d.After(h.FenceDeadline) {
+			m.touchHost(h.Name)
+			h.FenceDeadline = d
+		}
+	}
+	return nil
+}
+
 func (m *machine) onSuspect(in NodeSuspect) error {
 	h, err := m.host(in.Host)
 	if err != nil {
@@ -100,7 +129,7 @@ func (m *machine) onFailed(in NodeFailed) error {
 	}
 	m.touchHost(h.Name)
 	h.LastBeat = later(h.LastBeat, in.LastBeat)
-	m.hostFailed(h, FailedBySilence, in.LastSeq, "host "+h.Name+" failed")
+	m.hostFailed(h, FailedBySilence, in.LastSeq, in.LastLease, "host "+h.Name+" failed")
 	return nil
 }
 
@@ -131,7 +160,7 @@ func (m *machine) onFault(in NodeFault) error {
 	case SeverityFatal:
 		m.touchHost(h.Name)
 		h.Fault, h.FaultReason = SeverityFatal, in.Reason
-		m.hostFailed(h, FailedByFault, h.BeatSeq, "host "+h.Name+" fault: "+in.Reason)
+		m.hostFailed(h, FailedByFault, h.BeatSeq, time.Time{}, "host "+h.Name+" fault: "+in.Reason)
 	case SeverityDegraded:
 		m.touchHost(h.Name)
 		h.Fault, h.FaultReason = SeverityDegraded, in.Reason
@@ -147,14 +176,17 @@ func (m *machine) onFault(in NodeFault) error {
 
 // hostFailed declares h dead (by silence) or not to be trusted (by a fatal
 // fault): it is fenced, and every VM on it is lost for its group.
-func (m *machine) hostFailed(h *Host, by string, lastSeq uint64, reason string) {
+// lastLease is when the agent was last seen renewing its lease (zero: not
+// known).
+func (m *machine) hostFailed(h *Host, by string, lastSeq uint64, lastLease time.Time, reason string) {
 	switch h.State {
 	case HostFailed:
 		// A second detector, or silence after a fault report: only
 		// silence makes the self-fence deadline count.
 		if by == FailedBySilence {
 			h.FailedBy = by
-			h.FenceDeadline = m.p.selfFenceDeadline(h.LastBeat)
+			// Never earlier than a deadline a lease renewal pushed back.
+			h.FenceDeadline = later(h.FenceDeadline, m.p.selfFenceDeadline(later(h.LastBeat, lastLease), h.SelfTimeout))
 		}
 		return
 	case HostFenced:
@@ -164,11 +196,11 @@ func (m *machine) hostFailed(h *Host, by string, lastSeq uint64, reason string) 
 	h.FailSeq = max(h.BeatSeq, lastSeq)
 	h.FenceDeadline = time.Time{}
 	if by == FailedBySilence {
-		last := h.LastBeat
+		last := later(h.LastBeat, lastLease)
 		if last.IsZero() {
 			last = m.now
 		}
-		h.FenceDeadline = m.p.selfFenceDeadline(last)
+		h.FenceDeadline = m.p.selfFenceDeadline(last, h.SelfTimeout)
 	}
 	h.Fence, h.Cleanup, h.Reserved = nil, nil, nil
 	m.flap(h)

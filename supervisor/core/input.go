@@ -49,6 +49,22 @@ type HostBeat struct {
 	Domains     []string  `json:"domains"`
 }
 
+// HostLeaseRenewed: the host's agent renewed its fence lease (xenft_hosts)
+// at RenewedAt (zero: at At): when the shell saw the renewal, or, for one
+// stored before the shell watched, when the server stored it. An agent
+// that renews is on the bus and has not
+// fenced itself, whatever its beats say (its beacon may be stuck, its beats
+// lost), so a host failed by silence does not count as self-fenced until
+// fence_self_timeout + fence_margin after its newest renewal either.
+// SelfTimeout is the agent's own fence.self_timeout, from the lease: when it
+// is longer than the policy's, the longer is what the deadline waits for.
+type HostLeaseRenewed struct {
+	At          time.Time     `json:"at"`
+	Host        string        `json:"host"`
+	RenewedAt   time.Time     `json:"renewed_at,omitzero"`
+	SelfTimeout time.Duration `json:"self_timeout,omitempty"`
+}
+
 // NodeSuspect is a detector's suspicion (node.suspect).
 type NodeSuspect struct {
 	At       time.Time `json:"at"`
@@ -57,12 +73,15 @@ type NodeSuspect struct {
 }
 
 // NodeFailed is a detector's verdict (node.failed): the host is silent.
-// LastBeat and LastSeq are the last beat the detector received.
+// LastBeat and LastSeq are the last beat the detector received. LastLease is
+// when the shell last saw the host's agent renew its fence lease (zero: not
+// seen): the self-fence deadline counts from the later of the two.
 type NodeFailed struct {
 	At          time.Time `json:"at"`
 	Host        string    `json:"host"`
 	Incarnation string    `json:"incarnation,omitempty"`
 	LastBeat    time.Time `json:"last_beat,omitzero"`
+	LastLease   time.Time `json:"last_lease,omitzero"`
 	LastSeq     uint64    `json:"last_seq,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 }
@@ -204,6 +223,7 @@ type ResumeRestarts struct {
 func (i Tick) at() time.Time                { return i.At }
 func (i SetPolicy) at() time.Time           { return i.At }
 func (i Leader) at() time.Time              { return i.At }
+func (i HostLeaseRenewed) at() time.Time    { return i.At }
 func (i HostBeat) at() time.Time            { return i.At }
 func (i NodeSuspect) at() time.Time         { return i.At }
 func (i NodeFailed) at() time.Time          { return i.At }

@@ -140,8 +140,10 @@ func (p Policy) backoff(n int) time.Duration {
 	return min(d, p.BackoffCap)
 }
 
-// selfFenceDeadline is when a host silent since lastBeat has surely destroyed
-// its domains.
-func (p Policy) selfFenceDeadline(lastBeat time.Time) time.Time {
-	return lastBeat.Add(p.FenceSelfTimeout + p.FenceMargin)
+// selfFenceDeadline is when a host whose agent was last heard from at last
+// (a beat or a lease renewal) has surely destroyed its domains: the agent
+// fences itself within its own self-timeout, which should equal the policy's
+// and is trusted only when longer.
+func (p Policy) selfFenceDeadline(last time.Time, agentSelfTimeout time.Duration) time.Time {
+	return last.Add(max(p.FenceSelfTimeout, agentSelfTimeout) + p.FenceMargin)
 }

@@ -252,11 +252,16 @@ func (w *world) step() {
 		}
 	case 8: // a host crashes
 		h.up, h.doms = false, map[string]wdom{}
-	case 9: // a host is cut off from the bus
-		if h.up && !h.cut {
-			h.cut, h.cutAt = true, w.now
+	case 9: // a host is cut off from the bus, or only its beats are lost
+		if h.up && !h.cut && !h.mute {
+			if p.intn(3) == 0 {
+				h.mute = true
+			} else {
+				h.cut, h.cutAt = true, w.now
+			}
 		}
 	case 10: // ... and comes back
+		h.mute = false
 		if h.cut {
 			h.cut = false
 			w.feed(NodeRecovered{At: w.now, Host: h.name, Incarnation: fmt.Sprint("i", h.inc), LastBeat: w.now})
@@ -267,8 +272,10 @@ func (w *world) step() {
 			w.feed(NodeRecovered{At: w.now, Host: h.name, Incarnation: fmt.Sprint("i", h.inc), NewIncarnation: true})
 		}
 	case 12, 13: // the detector's verdict, now and then wrong
-		if !h.up || h.cut || p.intn(4) == 0 {
-			w.feed(NodeFailed{At: w.now, Host: h.name, Incarnation: fmt.Sprint("i", h.inc), LastBeat: h.lastBeat, LastSeq: h.seq})
+		if !h.up || h.cut || h.mute || p.intn(4) == 0 {
+			// The shell adds when it last saw the agent renew its lease.
+			w.feed(NodeFailed{At: w.now, Host: h.name, Incarnation: fmt.Sprint("i", h.inc), LastBeat: h.lastBeat, LastSeq: h.seq,
+				LastLease: h.lastLease})
 		}
 	case 14: // a site detector's finding
 		sev := []Severity{SeverityFatal, SeverityDegraded, SeverityOK, SeverityOK}[p.intn(4)]
@@ -341,6 +348,7 @@ func (w *world) heal() {
 			h.cut = false
 			w.feed(NodeRecovered{At: w.now, Host: name, Incarnation: fmt.Sprint("i", h.inc), LastBeat: w.now})
 		}
+		h.mute = false
 		w.feed(NodeFault{At: w.now, Host: name, Severity: SeverityOK})
 		w.feed(Maintenance{At: w.now, Host: name, On: false})
 		w.feed(ReleaseQuarantine{At: w.now, Host: name})
@@ -374,7 +382,7 @@ func (w *world) heal() {
 // boot starts a crashed host with a new agent. Requests sent to the old one
 // died with it (NATS request/reply keeps nothing): they time out.
 func (w *world) boot(h *whost) {
-	h.up, h.cut, h.inc, h.seq, h.high, h.term = true, false, h.inc+1, 0, map[string]Epoch{}, 0
+	h.up, h.cut, h.mute, h.inc, h.seq, h.high, h.term = true, false, false, h.inc+1, 0, map[string]Epoch{}, 0
 	var lost []Command
 	w.queue = slices.DeleteFunc(w.queue, func(c Command) bool {
 		if c.Op().Host == h.name {

@@ -15,6 +15,14 @@ func TestRule_WholeGroupRollback(t *testing.T) { runScript(t, "group_rollback.tx
 // fence command succeeded or the self-fence deadline passed (by tick time).
 func TestRule_FenceBeforeRestart(t *testing.T) { runScript(t, "fence_before_restart.txt") }
 
+// TestRule_OneLiveCopy_RenewingLeaseHoldsTheSelfFenceDeadline: a host failed
+// by silence whose agent still renews its fence lease has not fenced itself;
+// its deadline counts from the newest renewal, and from the agent's own
+// self-timeout when that is longer than the policy's.
+func TestRule_OneLiveCopy_RenewingLeaseHoldsTheSelfFenceDeadline(t *testing.T) {
+	runScript(t, "lease_holds_self_fence.txt")
+}
+
 // TestRule_FenceBeforeRestart_FatalFault: a host failed by a fatal fault report
 // is not silent, so only a fence command or its agent's destroy proves its
 // copies gone; the self-fence deadline does not count.

@@ -197,6 +197,22 @@ func (h *harness) run(t testing.TB, line string) string {
 		if s, ok := kv["last"]; ok {
 			in.LastBeat = at(s)
 		}
+		if s, ok := kv["lease"]; ok {
+			in.LastLease = at(s)
+		}
+		return h.apply(t, in)
+	case "lease": // lease HOST [self=DURATION] [renewed=T]: the agent renewed its lease (now)
+		in := HostLeaseRenewed{At: h.now, Host: arg(0)}
+		if s, ok := kv["renewed"]; ok {
+			in.RenewedAt = at(s)
+		}
+		if s, ok := kv["self"]; ok {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			in.SelfTimeout = d
+		}
 		return h.apply(t, in)
 	case "recover":
 		in := NodeRecovered{At: h.now, Host: arg(0), LastBeat: h.now, NewIncarnation: slices.Contains(pos, "new-inc")}

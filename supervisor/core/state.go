@@ -112,8 +112,12 @@ type Host struct {
 	Failures []time.Time `json:"failures,omitempty"`
 	FailedAt time.Time   `json:"failed_at,omitzero"`
 	// FenceDeadline is the self-fence deadline of a host failed by silence:
-	// last beat + fence_self_timeout + fence_margin. Zero otherwise.
+	// the later of its last beat and its agent's last lease renewal, plus
+	// fence_self_timeout (or the agent's SelfTimeout, if longer) plus
+	// fence_margin. Zero otherwise.
 	FenceDeadline time.Time `json:"fence_deadline,omitzero"`
+	// SelfTimeout is the fence.self_timeout its agent's lease announces.
+	SelfTimeout time.Duration `json:"self_timeout,omitempty"`
 	// Fence is the fence command in flight or waiting to be sent again.
 	Fence *Op `json:"fence,omitempty"`
 	// Synced is set on a rejoining host once a beat's domain list has been

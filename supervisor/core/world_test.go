@@ -47,6 +47,10 @@ type whost struct {
 	up       bool // powered and its agent running
 	cut      bool // partitioned from the bus: no beats, no commands
 	cutAt    time.Time
+	// mute: its beats are lost (a stuck beacon), but its agent renews its
+	// fence lease and obeys commands, so it never fences itself.
+	mute      bool
+	lastLease time.Time
 	inc      int
 	seq      uint64
 	lastBeat time.Time
@@ -218,6 +222,11 @@ func (w *world) beat() {
 			h.doms = map[string]wdom{}
 		}
 		if !h.up || h.cut {
+			continue
+		}
+		if h.mute {
+			h.lastLease = w.now
+			w.feed(HostLeaseRenewed{At: w.now, Host: name})
 			continue
 		}
 		h.seq++

@@ -1,0 +1,135 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/restarter/protocol"
+	"github.com/xenft/xenft/supervisor/core"
+)
+
+// leaseFeedEvery is how often a host's lease renewal reaches the core: a
+// failed host's self-fence deadline is fence_self_timeout + fence_margin
+// after its newest renewal, so a renewal that arrives up to this late only
+// pushes it back a little less.
+const leaseFeedEvery = time.Second
+
+// leaseBook remembers when each host's agent was last seen renewing its fence
+// lease, so a node.failed handed to the core carries it: the self-fence
+// deadline counts from it even when the renewal came before the verdict.
+type leaseBook struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newLeaseBook() *leaseBook { return &leaseBook{seen: map[string]time.Time{}} }
+
+func (b *leaseBook) renewed(host string, at time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if at.After(b.seen[host]) {
+		b.seen[host] = at
+	}
+}
+
+func (b *leaseBook) last(host string) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seen[host]
+}
+
+// watchLeases watches the agents' leases in xenft_hosts.
+//
+// Every renewal is evidence that the agent is on the bus and has not fenced
+// itself: it is recorded in the lease book and fed to the core (at most every
+// leaseFeedEvery per host), so a host whose beats stopped but whose agent
+// renews is not counted as self-fenced (two live copies otherwise). A renewal
+// read live counts from when it was read, which is after the agent sent it;
+// one stored before the watch began counts from when the server stored it.
+//
+// An agent that fenced itself (it lost the bus) refuses restores until a
+// leader has looked at it: it marks its lease awaiting_reconcile, and this
+// sends it vm.list under the current term. The core learns what runs there
+// from its beats.
+func (sh *shell) watchLeases(ctx context.Context) {
+	kv, err := sh.s.bus.KV(ctx, sh.s.bus.Names().Hosts())
+	if err != nil {
+		sh.log.Error("cannot watch host leases", "error", err)
+		return
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		sh.log.Error("cannot watch host leases", "error", err)
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	asked := map[string]time.Time{} // host -> when vm.list was last sent
+	fed := map[string]time.Time{}   // host -> when a renewal was last fed
+	warned := map[string]int64{}    // host -> the mismatched self-timeout warned about
+	live := false                   // past the stored values: updates are renewals as they happen
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				live = true
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var lease protocol.HostLease
+			if json.Unmarshal(e.Value(), &lease) != nil || lease.Host == "" || lease.SelfTimeoutMs < 0 {
+				continue
+			}
+			now := time.Now()
+			at := now
+			if !live && e.Created().Before(now) {
+				at = e.Created()
+			}
+			sh.leases.renewed(lease.Host, at)
+			selfTimeout := time.Duration(lease.SelfTimeoutMs) * time.Millisecond
+			if p := sh.s.cfg.Policy.FenceSelfTimeout; selfTimeout != p && warned[lease.Host] != lease.SelfTimeoutMs {
+				warned[lease.Host] = lease.SelfTimeoutMs
+				sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
+					"host", lease.Host, "agent", selfTimeout, "policy", p)
+			}
+			if now.Sub(fed[lease.Host]) >= leaseFeedEvery {
+				fed[lease.Host] = now
+				_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, RenewedAt: at, SelfTimeout: selfTimeout}, false)
+			}
+			if lease.AwaitingReconcile {
+				sh.reconcile(ctx, lease.Host, asked)
+			}
+		}
+	}
+}
+
+// reconcile sends a self-fenced host vm.list under the current term, which
+// ends its fence (restarter/fence.go, the latch).
+func (sh *shell) reconcile(ctx context.Context, host string, asked map[string]time.Time) {
+	// The lease is renewed every second; ask again only if the previous
+	// answer did not clear the mark.
+	if time.Since(asked[host]) < 5*time.Second {
+		return
+	}
+	asked[host] = time.Now()
+	// Synchronous: a listing takes milliseconds and reconciles are rare; the
+	// watch buffers updates meanwhile.
+	var rep protocol.ListReply
+	err := sh.s.bus.Command(ctx, host, protocol.VerbList, protocol.ListRequest{Epoch: events.Epoch{Term: sh.term}}, &rep, 10*time.Second)
+	if err != nil {
+		sh.log.Warn("reconcile of a self-fenced host failed", "host", host, "error", err)
+		return
+	}
+	sh.log.Info("reconciled a self-fenced host", "host", host, "domains", len(rep.Domains))
+}
