@@ -42,22 +42,22 @@ type world struct {
 
 // whost is one host as it really is.
 type whost struct {
-	name     string
-	memMiB   int64
-	up       bool // powered and its agent running
-	cut      bool // partitioned from the bus: no beats, no commands
-	cutAt    time.Time
+	name   string
+	memMiB int64
+	up     bool // powered and its agent running
+	cut    bool // partitioned from the bus: no beats, no commands
+	cutAt  time.Time
 	// mute: its beats are lost (a stuck beacon), but its agent renews its
 	// fence lease and obeys commands, so it never fences itself.
 	mute      bool
 	lastLease time.Time
-	inc      int
-	seq      uint64
-	lastBeat time.Time
-	doms     map[string]wdom
-	high     map[string]Epoch // per VM, the newest epoch obeyed
-	term     uint64           // the newest leader term obeyed
-	fenceCmd bool             // has a fence command (power off)
+	inc       int
+	seq       uint64
+	lastBeat  time.Time
+	doms      map[string]wdom
+	high      map[string]Epoch // per VM, the newest epoch obeyed
+	term      uint64           // the newest leader term obeyed
+	fenceCmd  bool             // has a fence command (power off)
 }
 
 // wdom is a domain: the checkpoint it was restored from (-1: the original,
