@@ -41,6 +41,8 @@ type BeaconStats struct {
 	Sent              uint64 // beats handed to the NATS connection
 	Failed            uint64 // beats that could not be handed over
 	InventoryFailures uint64 // listings that failed or timed out
+	ProbesAnswered    uint64 // detectors' probes answered (AnswerProbes)
+	ProbesUnanswered  uint64 // probes whose reply could not be sent, or that had no reply subject
 }
 
 // Beacon publishes one host's heartbeat on <prefix>.hb.<host>, core NATS, at
@@ -56,9 +58,12 @@ type Beacon struct {
 	incarnation string
 	subject     string
 
-	latest                    atomic.Pointer[Inventory]
-	seq                       uint64 // owned by Run's goroutine
+	latest atomic.Pointer[Inventory]
+	// seq is the last beat's number: Run's goroutine writes it, the probe
+	// responder reads it.
+	seq                       atomic.Uint64
 	sent, failed, invFailures atomic.Uint64
+	answered, unanswered      atomic.Uint64
 }
 
 // NewBeacon returns the beacon of host. inv may be nil: beats then carry no
@@ -96,7 +101,8 @@ func (b *Beacon) Incarnation() string { return b.incarnation }
 
 // Stats returns the beacon's counters.
 func (b *Beacon) Stats() BeaconStats {
-	return BeaconStats{Sent: b.sent.Load(), Failed: b.failed.Load(), InventoryFailures: b.invFailures.Load()}
+	return BeaconStats{Sent: b.sent.Load(), Failed: b.failed.Load(), InventoryFailures: b.invFailures.Load(),
+		ProbesAnswered: b.answered.Load(), ProbesUnanswered: b.unanswered.Load()}
 }
 
 // errNotConnected: the beacon does not let the client buffer beats while it
@@ -172,9 +178,9 @@ func (b *Beacon) beat() error {
 	if !nc.IsConnected() {
 		return errNotConnected
 	}
-	b.seq++
+	seq := b.seq.Add(1)
 	data, err := EncodeHeartbeat(Heartbeat{
-		V: HeartbeatVersion, Host: b.host, Incarnation: b.incarnation, Seq: b.seq,
+		V: HeartbeatVersion, Host: b.host, Incarnation: b.incarnation, Seq: seq,
 		Sent: time.Now().UTC(), IntervalMs: b.cfg.Interval.Milliseconds(), Inventory: b.latest.Load(),
 	})
 	if err != nil {
@@ -184,6 +190,48 @@ func (b *Beacon) beat() error {
 		return err
 	}
 	b.sent.Add(1)
+	return nil
+}
+
+// AnswerProbes answers the detectors' probes of this host, on
+// <prefix>.hb.probe.<host>, until ctx ends, then returns nil. Each reply
+// names the host, this incarnation and the latest beat's number; a detector
+// that was about to accuse the host on a silence (lost beats) takes it as
+// evidence of life. Run it beside Run, on the same connection, so that a
+// reply means what a beat would: this agent is running and reaches the bus.
+// It returns an error only if it cannot subscribe.
+//
+// Replies are sent from the NATS client's delivery goroutine for the
+// subscription, without a goroutine per probe: answering is an encode and a
+// publish, and probes are few (a silent host gets about four a second from
+// each detector).
+func (b *Beacon) AnswerProbes(ctx context.Context) error {
+	nc := b.bus.Conn()
+	subject := b.bus.Subjects().Probe(b.host)
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		if m.Reply == "" {
+			b.unanswered.Add(1) // a publish, not a request: nobody to answer
+			return
+		}
+		data, err := EncodeProbeReply(ProbeReply{V: ProbeVersion, Host: b.host, Incarnation: b.incarnation, Seq: b.seq.Load()})
+		if err == nil {
+			err = m.Respond(data)
+		}
+		if err != nil {
+			b.unanswered.Add(1)
+			return
+		}
+		b.answered.Add(1)
+	})
+	if err != nil {
+		return fmt.Errorf("beacon %s: subscribe to probes on %s: %w", b.host, subject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		// The client subscribes again when it reconnects.
+		b.log.Warn("probe subscription not confirmed by the server yet", "error", err)
+	}
+	<-ctx.Done()
 	return nil
 }
 

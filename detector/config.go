@@ -34,6 +34,25 @@ type Config struct {
 	WindowSize int `mapstructure:"window_size"`
 	// Tick is how often every host's silence is evaluated.
 	Tick time.Duration `mapstructure:"tick"`
+	// ProbeInterval is the time between two probes of one silent host (a
+	// request on <prefix>.hb.probe.<host> that its agent answers); 0
+	// disables probing. A reply defers the host's failure (probe.go).
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
+	// ProbeLead is how long before a silent host's failure deadline the
+	// probing starts (at its suspicion if that comes first).
+	ProbeLead time.Duration `mapstructure:"probe_lead"`
+	// ProbeTimeout is how long a probe waits for its reply; a later reply
+	// is ignored.
+	ProbeTimeout time.Duration `mapstructure:"probe_timeout"`
+	// ProbeMaxOutstanding bounds the probes waiting for a reply; a probe
+	// due beyond it is skipped (and counted), and the host is asked again
+	// at its next probe_interval.
+	ProbeMaxOutstanding int `mapstructure:"probe_max_outstanding"`
+	// ReadCoalesce makes the detector's NATS connection read at most once
+	// per this interval (unless the previous read filled the client's
+	// buffer), so one read carries many beats; 0 reads as soon as data
+	// arrive. `xenft detector` applies it when it connects.
+	ReadCoalesce time.Duration `mapstructure:"read_coalesce"`
 	// Plugins are site detectors run as commands on a schedule.
 	Plugins []PluginConfig `mapstructure:"plugins"`
 }
@@ -107,6 +126,34 @@ func DefaultConfig() Config {
 		// tens of microseconds: deadlines are precomputed at each beat, so a
 		// tick compares times and computes phi only on a crossing.
 		Tick: 50 * time.Millisecond,
+		// A probe crosses the network twice (up to twice the beats' jitter)
+		// and either way may be lost. Four chances 250 ms apart within the
+		// second before the failure deadline: on a network with 200 ms of
+		// jitter and 1% loss each way a live host fails to answer all of
+		// them about once in 10^7 double beat losses. A dead host never
+		// answers, so its detection time is unchanged.
+		ProbeInterval: 250 * time.Millisecond,
+		// One interval before the failure deadline: room for four probes.
+		// A host is then probed after most single lost beats too (its gap
+		// is about two intervals, and the failure deadline about 2.6), a
+		// request and a reply of ~100 bytes about 36 times a host-hour at
+		// 1% loss, against 3600 beats.
+		ProbeLead: time.Second,
+		// Twice the worst round trip the benchmark's network allows (2 x
+		// 200 ms); on a LAN a reply takes a millisecond. A later reply is
+		// dropped: it is no longer about the silence it was asked about.
+		ProbeTimeout: 500 * time.Millisecond,
+		// A mass silence (a partition of thousands of hosts) must not turn
+		// into a storm of requests on a bus that is already in trouble:
+		// with a 500 ms timeout this caps probes at about 2000 a second.
+		ProbeMaxOutstanding: 1024,
+		// 10,000 beats a second arrive one small message per read when read
+		// as soon as they come (a system call and a wake-up each, most of
+		// the detector's CPU); waiting 5 ms between reads takes ~50 beats
+		// per read. 5 ms is noise next to 1 s beats with 200 ms of jitter
+		// (arrival times are the detector's own) and to the 50 ms tick; it
+		// also delays acks of events and probe replies by at most 5 ms.
+		ReadCoalesce: 5 * time.Millisecond,
 	}
 }
 
@@ -167,6 +214,24 @@ func (c Config) Validate(section string) error {
 	}
 	if c.Tick <= 0 || (c.ExpectedInterval > 0 && c.Tick > c.ExpectedInterval) {
 		add("tick", "must be positive and at most %s (%s), got %s", key("expected_interval"), c.ExpectedInterval, c.Tick)
+	}
+	if c.ProbeInterval < 0 || (c.ProbeInterval > 0 && c.ProbeInterval < c.Tick) {
+		add("probe_interval", "must be 0 (no probes) or at least %s (%s): probes are sent on ticks, got %s", key("tick"), c.Tick, c.ProbeInterval)
+	}
+	if c.ProbeInterval > 0 {
+		if floor := c.ExpectedInterval + c.AcceptablePause; c.ProbeLead < 0 || c.ProbeLead >= floor {
+			add("probe_lead", "must be at least 0 and less than %s + %s (%s), or every host is probed at every beat, got %s",
+				key("expected_interval"), key("acceptable_pause"), floor, c.ProbeLead)
+		}
+		if c.ProbeTimeout <= 0 || c.ProbeTimeout > c.MaxSilence {
+			add("probe_timeout", "must be positive and at most %s (%s), got %s", key("max_silence"), c.MaxSilence, c.ProbeTimeout)
+		}
+		if c.ProbeMaxOutstanding < 1 || c.ProbeMaxOutstanding > 1_000_000 {
+			add("probe_max_outstanding", "must be 1 to 1000000, got %d", c.ProbeMaxOutstanding)
+		}
+	}
+	if c.ReadCoalesce < 0 || c.ReadCoalesce > 100*time.Millisecond {
+		add("read_coalesce", "must be 0 (off) to 100ms, got %s", c.ReadCoalesce)
 	}
 	seen := map[string]int{}
 	for i, p := range c.WithDefaults().Plugins {

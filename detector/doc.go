@@ -11,22 +11,27 @@
 //     host's beats and feeds a Tracker (tracker.go), the pure decision core:
 //     per host a Window of inter-arrival times (phi.go) and a state machine
 //     alive -> suspect -> failed -> alive, driven only by Beat(heartbeat,
-//     receive time) and Tick(now), with no clock, goroutine, I/O or logging
-//     inside. Its Transitions become node.suspect, node.failed and
-//     node.recovered events with deterministic ids (ids.go), so that several
-//     detectors store each transition once. The Monitor also runs the exec
-//     plug-ins of Config.Plugins (plugin.go), which publish node.fault.
+//     receive time), ProbeReply(reply, receive time) and Tick(now), with no
+//     clock, goroutine, I/O or logging inside. Its Transitions become
+//     node.suspect, node.failed and node.recovered events with
+//     deterministic ids (ids.go), so that several detectors store each
+//     transition once. Before it fails a silent host it asks for Probes
+//     (probe.go): the Monitor sends them on <prefix>.hb.probe.<host>
+//     (prober.go) and the agent's Beacon answers (AnswerProbes); a reply
+//     defers the failure. The Monitor also runs the exec plug-ins of
+//     Config.Plugins (plugin.go), which publish node.fault.
 //   - The QoS benchmark (bench/detect) drives the same Tracker on a
 //     simulated clock.
 //
 // Detectors only publish events; they never act on hosts.
 //
-// Ownership and concurrency: a Beacon's Run owns its sequence number; its
-// inventory loop hands the latest listing over through an atomic pointer. A
-// Monitor's Run goroutine owns the Tracker; publishing goes through
+// Ownership and concurrency: a Beacon's Run owns its sequence number (its
+// probe responder reads it atomically); its inventory loop hands the latest
+// listing over through an atomic pointer. A Monitor's Run goroutine owns the
+// Tracker and the probes in flight; publishing goes through
 // per-host-ordered queues served by a few goroutines, and each plug-in has
 // its own goroutine. Run (of either) is called once and returns after every
-// goroutine it started has ended. Stats, Metrics, Incarnation, ID and Ready
+// goroutine it started has ended (AnswerProbes likewise). Stats, Metrics, Incarnation, ID and Ready
 // are safe to call from any goroutine. A Tracker or Window is not safe for
 // concurrent use. See docs/detectors.md for the model, defaults and
 // benchmarks.

@@ -60,6 +60,11 @@ func fastConfig(id string) detector.Config {
 	cfg.MinStdDev = 30 * time.Millisecond
 	cfg.MaxSilence = 2 * time.Second
 	cfg.Tick = 20 * time.Millisecond
+	// The defaults scaled by the interval: probing starts 100 ms before the
+	// failure deadline, every 20 ms, each waiting 50 ms.
+	cfg.ProbeLead = 100 * time.Millisecond
+	cfg.ProbeInterval = 20 * time.Millisecond
+	cfg.ProbeTimeout = 50 * time.Millisecond
 	return cfg
 }
 

@@ -25,6 +25,17 @@ type Metrics struct {
 	BeatsDropped  uint64 // dropped by the NATS client: the monitor was too slow
 	Stalls        uint64 // ticks that came too late; the gap was treated as blind
 
+	ProbesSent          uint64 // probes of silent hosts sent
+	ProbesSkipped       uint64 // probes not sent: probe_max_outstanding were in flight
+	ProbeErrors         uint64 // probes the NATS client refused to send
+	ProbeTimeouts       uint64 // probes without a reply within probe_timeout
+	ProbeNoResponders   uint64 // probes the server answered for the host: nothing subscribed to its probe subject
+	ProbeReplies        uint64 // replies that counted as evidence of life
+	ProbeRepliesIgnored uint64 // in time but about another incarnation, a failed host, or older than the last beat
+	ProbeRepliesLate    uint64 // to no probe in flight: after probe_timeout, duplicated or forged
+	ProbeRepliesGarbage uint64 // undecodable, or naming another host than the one asked
+	ProbeRepliesDropped uint64 // dropped by the NATS client: the monitor was too slow
+
 	EventsPublished uint64 // stored in the stream by this monitor
 	EventsDuplicate uint64 // already stored (another detector published it first)
 	PublishErrors   uint64 // failed publish attempts (each is retried)
@@ -44,6 +55,10 @@ type counters struct {
 	pluginRuns, pluginFailures, pluginGarbage atomic.Uint64
 	pluginFindings                            atomic.Uint64
 	hosts, suspected, failed                  atomic.Int64
+
+	probesSent, probesSkipped, probeErrors, probeTimeouts atomic.Uint64
+	probeReplies, probeIgnored, probeLate, probeGarbage   atomic.Uint64
+	probeDropped, probeNoResponders                       atomic.Uint64
 }
 
 // Monitor turns every host's heartbeats into node.suspect, node.failed and
@@ -86,6 +101,10 @@ func (m *Monitor) Metrics() Metrics {
 		Hosts: int(c.hosts.Load()), Suspected: int(c.suspected.Load()), Failed: int(c.failed.Load()),
 		BeatsReceived: c.received.Load(), BeatsGarbage: c.garbage.Load(), BeatsStale: c.stale.Load(),
 		BeatsMissing: c.missing.Load(), BeatsDropped: c.dropped.Load(), Stalls: c.stalls.Load(),
+		ProbesSent: c.probesSent.Load(), ProbesSkipped: c.probesSkipped.Load(), ProbeErrors: c.probeErrors.Load(),
+		ProbeTimeouts: c.probeTimeouts.Load(), ProbeNoResponders: c.probeNoResponders.Load(), ProbeReplies: c.probeReplies.Load(),
+		ProbeRepliesIgnored: c.probeIgnored.Load(), ProbeRepliesLate: c.probeLate.Load(),
+		ProbeRepliesGarbage: c.probeGarbage.Load(), ProbeRepliesDropped: c.probeDropped.Load(),
 		EventsPublished: c.published.Load(), EventsDuplicate: c.duplicate.Load(),
 		PublishErrors: c.pubErrors.Load(), EventsLost: c.lost.Load(),
 		PluginRuns: c.pluginRuns.Load(), PluginFailures: c.pluginFailures.Load(),
@@ -108,10 +127,12 @@ const drainEvery = 10 * time.Millisecond
 // Run subscribes to every host's heartbeats and runs the plug-ins until ctx
 // ends, then returns nil; it returns an error only if it cannot start.
 //
-// One goroutine (Run's) owns the tracker: every drainEvery it takes the beats
-// the NATS client queued, and every tick it evaluates every host, after
-// taking the beats already received, so a tick never judges a host on beats
-// it has not read yet. While the connection to NATS is down the monitor does
+// One goroutine (Run's) owns the tracker and the prober: every drainEvery it
+// takes the beats and probe replies the NATS client queued, and every tick
+// it evaluates every host, after taking the beats already received, so a
+// tick never judges a host on beats it has not read yet; then it sends the
+// probes the tick asked for (prober.go: a publish each, no goroutine, no
+// waiting). While the connection to NATS is down the monitor does
 // not tick; the tracker then treats the gap as blind (see Tracker.Tick), so
 // a detector cut off from the bus never accuses hosts it could not hear.
 // Events go to per-host-ordered publishers that retry until they are stored:
@@ -136,6 +157,19 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return fmt.Errorf("detector %s: subscribe to heartbeats: %w", m.id, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	var (
+		probes  *prober
+		replies chan *nats.Msg
+		rsub    *nats.Subscription
+	)
+	if m.cfg.ProbeInterval > 0 {
+		probes = newProber(nc, m.bus.Subjects().Probe, m.cfg, &m.c)
+		replies = make(chan *nats.Msg, probeReplyQueue)
+		if rsub, err = probes.subscribe(replies); err != nil {
+			return fmt.Errorf("detector %s: subscribe to probe replies: %w", m.id, err)
+		}
+		defer func() { _ = rsub.Unsubscribe() }()
+	}
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		m.log.Warn("subscription not confirmed by the server yet", "error", err)
 	}
@@ -151,10 +185,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 
 	m.log.Info("watching heartbeats", "subject", m.bus.Subjects().AllHeartbeats(),
-		"phi_suspect", m.cfg.PhiSuspect, "phi_fail", m.cfg.PhiFail, "plugins", len(m.cfg.Plugins))
+		"phi_suspect", m.cfg.PhiSuspect, "phi_fail", m.cfg.PhiFail, "probe_interval", m.cfg.ProbeInterval, "plugins", len(m.cfg.Plugins))
 	prefix := m.bus.Subjects().Heartbeat("")
 	prefix = prefix[:len(prefix)-1] // "<prefix>.hb."
 	garbage := newRateLog(m.log, "dropped invalid heartbeat")
+	badReply := newRateLog(m.log, "dropped invalid probe reply")
 	drain := time.NewTicker(min(drainEvery, m.cfg.Tick))
 	defer drain.Stop()
 	nextTick := time.Now().Add(m.cfg.Tick)
@@ -170,6 +205,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		for n := len(msgs); n > 0; n-- {
 			m.receive(ctx, pub, <-msgs, now, prefix, garbage)
 		}
+		for n := len(replies); n > 0; n-- {
+			m.probeReply(probes, <-replies, now, badReply)
+		}
 		if now.Before(nextTick) {
 			continue
 		}
@@ -179,6 +217,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 		}
 		if d, err := sub.Dropped(); err == nil {
 			m.c.dropped.Store(uint64(d))
+		}
+		if rsub != nil {
+			if d, err := rsub.Dropped(); err == nil {
+				m.c.probeDropped.Store(uint64(d))
+			}
 		}
 		if !nc.IsConnected() {
 			if connected {
@@ -191,11 +234,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.log.Info("connection to nats is back; the time without it does not count against hosts")
 			connected = true
 		}
-		m.emit(ctx, pub, m.tracker.Tick(now))
+		ts, due := m.tracker.Tick(now)
+		m.emit(ctx, pub, ts)
+		if probes != nil {
+			probes.send(now, due)
+		}
 		st := m.tracker.Stats()
 		m.c.stale.Store(st.Stale)
 		m.c.missing.Store(st.Missing)
 		m.c.stalls.Store(st.Stalls)
+		m.c.probeReplies.Store(st.ProbeReplies)
+		m.c.probeIgnored.Store(st.ProbeRepliesIgnored)
 		h, s, f := m.tracker.Counts()
 		m.c.hosts.Store(int64(h))
 		m.c.suspected.Store(int64(s))
@@ -217,6 +266,18 @@ func (m *Monitor) receive(ctx context.Context, pub *publisher, msg *nats.Msg, at
 	}
 	m.c.received.Add(1)
 	m.emit(ctx, pub, m.tracker.Beat(hb, at))
+}
+
+// probeReply gives one reply received at at to the tracker, if it answers a
+// probe in flight.
+func (m *Monitor) probeReply(p *prober, msg *nats.Msg, at time.Time, bad *rateLog) {
+	r, ok, err := p.reply(msg, at)
+	if err != nil {
+		bad.note(at, "subject", msg.Subject, "error", err)
+	}
+	if ok {
+		m.tracker.ProbeReply(r, at)
+	}
 }
 
 // onSubject reports whether subject is prefix followed by host's token,

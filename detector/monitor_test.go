@@ -1,6 +1,7 @@
 package detector_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -201,3 +202,55 @@ func TestNewMonitorRejectsBadConfig(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// SWIM's confirmation, end to end: a real beacon whose beats stop while its
+// agent still answers probes on the embedded bus is never failed (it is
+// suspected once it has not beaten for max_silence); once it stops
+// answering too, node.failed follows.
+func TestSilentBeaconThatAnswersProbesIsNotFailed(t *testing.T) {
+	s := eventstest.Server(t)
+	bus := eventstest.Bus(t, s)
+	m, stopMonitor := startMonitor(t, s, "det-1")
+	a := startAgent(t, s, "n1")
+	stopAnswering := run(t, "probe responder n1", runFunc(a.beacon.AnswerProbes))
+	eventstest.Eventually(t, 10*time.Second, func() bool { return m.Metrics().BeatsReceived >= 30 }, "monitor sees no beats")
+
+	a.stop() // no more beats; the agent still answers
+	cfg := fastConfig("det-1")
+	eventstest.Eventually(t, cfg.MaxSilence+5*time.Second, func() bool {
+		return countEvents(t, bus, events.TypeNodeSuspect, "n1") == 1
+	}, "no node.suspect after max_silence without beats")
+	// By now the silence is five times the failure deadline (about 0.4 s);
+	// wait for a few more rounds of answers all the same.
+	answered := m.Metrics().ProbeReplies
+	eventstest.Eventually(t, 5*time.Second, func() bool { return m.Metrics().ProbeReplies >= answered+3 }, "probes no longer answered")
+	if n := countEvents(t, bus, events.TypeNodeFailed, "n1"); n != 0 {
+		t.Fatalf("%d node.failed for a host that answers its probes", n)
+	}
+	if mt := m.Metrics(); mt.Failed != 0 || mt.Suspected != 1 || mt.ProbeReplies == 0 || mt.ProbeRepliesGarbage != 0 {
+		t.Errorf("metrics %+v, want n1 suspected, not failed, replies counted, none garbage", mt)
+	}
+
+	stopAnswering()
+	eventstest.Eventually(t, 5*time.Second, func() bool {
+		return countEvents(t, bus, events.TypeNodeFailed, "n1") == 1
+	}, "no node.failed once the host stopped answering")
+	f, _ := events.DataAs[events.NodeFailed](streamEvents(t, bus, events.TypeNodeFailed, "n1")[0])
+	if f.Reason != events.FailedByPhi || f.Incarnation != a.beacon.Incarnation() {
+		t.Errorf("node.failed data %+v", f)
+	}
+	if st := a.beacon.Stats(); st.ProbesAnswered == 0 || st.ProbesUnanswered != 0 {
+		t.Errorf("beacon stats %+v", st)
+	}
+	// Nothing subscribes to n1's probes any more: the server says so.
+	if mt := m.Metrics(); mt.ProbeNoResponders == 0 || mt.ProbeRepliesGarbage != 0 {
+		t.Errorf("metrics %+v, want the unanswered probes counted as without responder, none garbage", mt)
+	}
+	stopMonitor()
+	eventstest.NoGoroutines(t, 5*time.Second, ourGoroutines...)
+}
+
+// runFunc makes a function a runner for run.
+type runFunc func(context.Context) error
+
+func (f runFunc) Run(ctx context.Context) error { return f(ctx) }

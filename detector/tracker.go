@@ -9,9 +9,12 @@ import (
 )
 
 // This file is the decision core: a pure state machine per host, driven by
-// two inputs, Beat(heartbeat, receive time) and Tick(now). It holds no clock,
-// starts no goroutine, does no I/O and does not log; the Monitor feeds it from
-// NATS and a ticker, the QoS benchmark from a simulated clock.
+// three inputs, Beat(heartbeat, receive time), ProbeReply(reply, receive
+// time) and Tick(now). It holds no clock, starts no goroutine, does no I/O
+// and does not log; the Monitor feeds it from NATS and a ticker, the QoS
+// benchmark from a simulated clock. Its outputs are data: Transitions (the
+// Monitor publishes them as events) and Probes (the Monitor sends them, see
+// probe.go).
 
 // Kind is the kind of a host's transition.
 type Kind int
@@ -83,8 +86,11 @@ type hostState struct {
 	// inter-arrival time is measured from it.
 	lastArrival time.Time
 	// silentSince is when the current silence began as this detector saw it:
-	// lastArrival, moved forward over periods the detector itself was blind.
-	silentSince time.Time
+	// lastArrival, moved forward over periods the detector itself was blind
+	// and to the receipt of a probe reply (the host answered, so it was
+	// alive then). beatSilentSince is the same without the replies: how
+	// long the host has not beaten.
+	silentSince, beatSilentSince time.Time
 	// skipInterval: the next inter-arrival time spans a blind period and is
 	// not a sample of the network.
 	skipInterval bool
@@ -93,6 +99,14 @@ type hostState struct {
 	// Deadlines precomputed at each beat: phi is a function of the silence
 	// only, so the tick compares times and computes phi only on a crossing.
 	suspectAt, failAt, silenceAt time.Time
+	// quietAt is max_silence after the last beat: a host that answers
+	// probes but has not beaten for that long is suspected (something is
+	// wrong with its beats), never failed while it answers.
+	quietAt time.Time
+	// probeAt is when the host is next probed (probing enabled, not
+	// failed): probe_lead before its failure deadline, or at suspicion if
+	// that comes first, then every probe_interval while the silence lasts.
+	probeAt time.Time
 }
 
 // TrackerStats counts what the tracker ignored or noticed.
@@ -106,6 +120,12 @@ type TrackerStats struct {
 	// Stalls: ticks that came too late; the time between was treated as
 	// blind (the detector was paused, starved, or cut off from NATS).
 	Stalls uint64
+	// Probes the tracker asked for (Tick's second result).
+	Probes uint64
+	// ProbeReplies that counted as evidence of life, and those that did
+	// not: an unknown host, another incarnation, a host already failed, or
+	// an answer older than the last beat.
+	ProbeReplies, ProbeRepliesIgnored uint64
 }
 
 // Tracker is the per-host phi-accrual state machine. Make one with
@@ -125,6 +145,7 @@ type Tracker struct {
 	lastTick         time.Time
 	stats            TrackerStats
 	suspects, failed int
+	probing          bool
 }
 
 // NewTracker returns a tracker for a valid configuration.
@@ -142,6 +163,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		// not count against hosts.
 		stallAfter: max(5*cfg.Tick, 500*time.Millisecond),
 		hosts:      map[string]*hostState{},
+		probing:    cfg.ProbeInterval > 0,
 	}, nil
 }
 
@@ -194,7 +216,7 @@ func (t *Tracker) Beat(hb Heartbeat, at time.Time) []Transition {
 		h.est = h.window.Estimate(t.cfg.AcceptablePause, t.cfg.MinStdDev)
 	}
 	was := h.status
-	h.lastSeq, h.lastArrival, h.silentSince, h.skipInterval = hb.Seq, at, at, false
+	h.lastSeq, h.lastArrival, h.silentSince, h.beatSilentSince, h.skipInterval = hb.Seq, at, at, at, false
 	t.setStatus(h, alive)
 	t.deadlines(h)
 	if was == alive {
@@ -214,7 +236,7 @@ func (t *Tracker) restart(h *hostState, hb Heartbeat, at time.Time) {
 		expected = time.Duration(hb.IntervalMs) * time.Millisecond
 	}
 	h.inc, h.lastSeq = hb.Incarnation, hb.Seq
-	h.lastArrival, h.silentSince, h.skipInterval = at, at, false
+	h.lastArrival, h.silentSince, h.beatSilentSince, h.skipInterval = at, at, at, false
 	h.window = NewWindow(t.cfg.WindowSize, expected)
 	h.est = h.window.Estimate(t.cfg.AcceptablePause, t.cfg.MinStdDev)
 	t.deadlines(h)
@@ -224,22 +246,40 @@ func (t *Tracker) deadlines(h *hostState) {
 	h.suspectAt = h.silentSince.Add(seconds(h.est.After(t.ySuspect)))
 	h.failAt = h.silentSince.Add(seconds(h.est.After(t.yFail)))
 	h.silenceAt = h.silentSince.Add(t.cfg.MaxSilence)
+	h.quietAt = h.beatSilentSince.Add(t.cfg.MaxSilence)
+	if t.probing {
+		// Early enough that several probes, each a round trip over the
+		// same network as the beats, can be answered before the failure
+		// deadline; and never later than the suspicion.
+		h.probeAt = earliest(h.suspectAt, earliest(h.failAt, h.silenceAt).Add(-t.cfg.ProbeLead))
+	}
 	t.refreshDue(h)
 }
 
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// statusDue is when h's state next changes if the silence lasts: its
+// suspicion, then its failure (max_silence may come first).
+func (h *hostState) statusDue() time.Time {
+	if h.status == suspect {
+		return earliest(h.failAt, h.silenceAt)
+	}
+	return earliest(earliest(h.suspectAt, h.silenceAt), h.quietAt)
+}
+
 func (t *Tracker) refreshDue(h *hostState) {
-	var next time.Time
-	switch h.status {
-	case failed:
+	if h.status == failed {
 		t.due[h.idx] = math.MaxInt64
 		return
-	case suspect:
-		next = h.failAt
-	default:
-		next = h.suspectAt
 	}
-	if h.silenceAt.Before(next) {
-		next = h.silenceAt
+	next := h.statusDue()
+	if t.probing {
+		next = earliest(next, h.probeAt)
 	}
 	t.due[h.idx] = next.Sub(t.epoch)
 }
@@ -264,15 +304,18 @@ func (t *Tracker) setStatus(h *hostState, s status) {
 // Tick evaluates every host's silence at now and returns the transitions:
 // KindSuspect when phi reaches phi_suspect, KindFailed when it reaches
 // phi_fail or the silence reaches max_silence (always after a KindSuspect, in
-// the same call if need be). A tick that comes more than five ticks (and
-// half a second) after the previous one decides nothing: the time between
-// is treated as blind and every silence is moved forward by it.
-func (t *Tracker) Tick(now time.Time) []Transition {
+// the same call if need be). With probing enabled it also returns the probes
+// due: a host whose silence is within probe_lead of its failure deadline (or
+// that is suspected) is probed, then again every probe_interval until it
+// beats, answers or fails. A tick that comes more than five ticks (and half
+// a second) after the previous one decides nothing: the time between is
+// treated as blind and every silence is moved forward by it.
+func (t *Tracker) Tick(now time.Time) ([]Transition, []Probe) {
 	if !t.lastTick.IsZero() {
 		if gap := now.Sub(t.lastTick); gap > t.stallAfter {
 			t.blind(gap - t.cfg.Tick)
 			t.lastTick = now
-			return nil
+			return nil, nil
 		}
 	}
 	t.lastTick = now
@@ -281,30 +324,45 @@ func (t *Tracker) Tick(now time.Time) []Transition {
 	}
 	rel := now.Sub(t.epoch)
 	var out []Transition
+	var probes []Probe
 	for i, due := range t.due {
 		if rel < due {
 			continue
 		}
 		h := t.order[i]
-		phi := h.est.Phi(now.Sub(h.silentSince).Seconds())
-		tr := Transition{Host: h.host, Incarnation: h.inc, Phi: phi, LastBeat: h.lastArrival, LastSeq: h.lastSeq, At: now}
-		if h.status == alive {
-			t.setStatus(h, suspect)
-			tr.Kind = KindSuspect
-			out = append(out, tr)
+		if !now.Before(h.statusDue()) {
+			out = t.judge(h, now, out)
 		}
-		switch {
-		case !now.Before(h.failAt):
-			tr.Kind, tr.Reason = KindFailed, events.FailedByPhi
-		case !now.Before(h.silenceAt):
-			tr.Kind, tr.Reason = KindFailed, events.FailedBySilence
-		default:
-			continue
+		if t.probing && h.status != failed && !now.Before(h.probeAt) {
+			probes = append(probes, Probe{Host: h.host, Incarnation: h.inc, LastSeq: h.lastSeq, At: now})
+			t.stats.Probes++
+			h.probeAt = now.Add(t.cfg.ProbeInterval)
 		}
-		t.setStatus(h, failed)
+		t.refreshDue(h)
+	}
+	return out, probes
+}
+
+// judge moves h, whose silence passed a deadline at now, to suspect and, if
+// it passed the failure deadline too, to failed; it appends what changed.
+func (t *Tracker) judge(h *hostState, now time.Time, out []Transition) []Transition {
+	phi := h.est.Phi(now.Sub(h.silentSince).Seconds())
+	tr := Transition{Host: h.host, Incarnation: h.inc, Phi: phi, LastBeat: h.lastArrival, LastSeq: h.lastSeq, At: now}
+	if h.status == alive {
+		t.setStatus(h, suspect)
+		tr.Kind = KindSuspect
 		out = append(out, tr)
 	}
-	return out
+	switch {
+	case !now.Before(h.failAt):
+		tr.Kind, tr.Reason = KindFailed, events.FailedByPhi
+	case !now.Before(h.silenceAt):
+		tr.Kind, tr.Reason = KindFailed, events.FailedBySilence
+	default:
+		return out
+	}
+	t.setStatus(h, failed)
+	return append(out, tr)
 }
 
 // blind moves every watched silence forward by d: the detector was not
@@ -316,6 +374,7 @@ func (t *Tracker) blind(d time.Duration) {
 			continue
 		}
 		h.silentSince = h.silentSince.Add(d)
+		h.beatSilentSince = h.beatSilentSince.Add(d)
 		h.skipInterval = true
 		t.deadlines(h)
 	}

@@ -26,6 +26,9 @@ type scenario struct {
 	// delay is added to every beat's receive time: another detector, further
 	// from the sender.
 	delay time.Duration
+	// probes are the probes the ticks asked for; logProbes also logs them.
+	probes    []Probe
+	logProbes bool
 }
 
 func newScenario(t *testing.T, cfg Config) *scenario {
@@ -51,11 +54,23 @@ func (s *scenario) record(ts []Transition) {
 	}
 }
 
+// tick runs one tick at at.
+func (s *scenario) tick(at time.Duration) {
+	ts, probes := s.tr.Tick(t0.Add(at))
+	s.record(ts)
+	for _, p := range probes {
+		s.probes = append(s.probes, p)
+		if s.logProbes {
+			s.log = append(s.log, fmt.Sprintf("%s probe %s/%s seq=%d", p.At.Sub(t0), p.Host, p.Incarnation, p.LastSeq))
+		}
+	}
+}
+
 // advance ticks every cfg.Tick until the clock reaches to.
 func (s *scenario) advance(to time.Duration) {
 	for next := (s.now/s.cfg.Tick + 1) * s.cfg.Tick; next <= to; next += s.cfg.Tick {
 		s.now = next
-		s.record(s.tr.Tick(t0.Add(next)))
+		s.tick(next)
 	}
 	s.now = to
 }
@@ -274,7 +289,7 @@ func TestStalledDetectorDoesNotAccuse(t *testing.T) {
 	s := newScenario(t, scenarioConfig())
 	last := s.regular(0, "n1", "a", 1, 30)
 	// No tick for 8 s; then the beats queued meanwhile arrive.
-	s.record(s.tr.Tick(t0.Add(last + 8*time.Second)))
+	s.tick(last + 8*time.Second)
 	s.now = last + 8*time.Second
 	s.beat(last+8*time.Second+10*time.Millisecond, "n1", "a", 31)
 	s.regular(last+9*time.Second, "n1", "a", 32, 40)

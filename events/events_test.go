@@ -194,6 +194,9 @@ func TestSubjects(t *testing.T) {
 	if got := s.Heartbeat("n1"); got != "xenft.hb.n1" {
 		t.Errorf("Heartbeat = %q", got)
 	}
+	if got := s.Probe("n1.dc"); got != "xenft.hb.probe.n1%2Edc" {
+		t.Errorf("Probe = %q", got)
+	}
 }
 
 func TestEscapeTokenRoundTrip(t *testing.T) {

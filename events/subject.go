@@ -104,6 +104,13 @@ func (s Subjects) Heartbeat(host string) string { return s.prefix() + ".hb." + E
 // AllHeartbeats matches every host's heartbeat.
 func (s Subjects) AllHeartbeats() string { return s.prefix() + ".hb.*" }
 
+// Probe is the core NATS request subject on which a host's beacon answers
+// the detectors' "are you alive?" (<prefix>.hb.probe.<host>). It sits beside
+// the heartbeats, whose permissions it shares, and AllHeartbeats does not
+// match it: "*" is one token, and this subject has two after "hb" (a host
+// named "probe" beats on <prefix>.hb.probe, which is not a probe).
+func (s Subjects) Probe(host string) string { return s.prefix() + ".hb.probe." + EscapeToken(host) }
+
 // Command is the request subject of a verb on a host's agent:
 // <prefix>.cmd.<host>.<verb>. Verbs may have dots ("checkpoint.save").
 func (s Subjects) Command(host, verb string) string {

@@ -265,7 +265,8 @@ func (s *sim) handle(e simEvent) {
 }
 
 func (s *sim) tick(now time.Duration) {
-	for _, tr := range s.core.Tick(s.t0.Add(now)) {
+	ts, _ := s.core.Tick(s.t0.Add(now))
+	for _, tr := range ts {
 		s.observePhi(tr, now)
 	}
 	for i, last := range s.fixed.last {
