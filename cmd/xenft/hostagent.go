@@ -19,7 +19,7 @@ import (
 )
 
 // hostAgent is everything that runs in dom0 of one host: the heartbeat
-// beacon, the checkpoint executor, the restarter (with its self-fence lease
+// beacon (and its answer to the detectors' probes), the checkpoint executor, the restarter (with its self-fence lease
 // and VM-died watcher) and the command server that answers both. `xenft
 // agent` runs one; `xenft up` runs one per simulated host.
 type hostAgent struct {
@@ -60,10 +60,13 @@ func (a *hostAgent) run(ctx context.Context) error {
 	defer cancel()
 	handlers := maps.Clone(a.exec.Handlers())
 	maps.Copy(handlers, a.rest.Handlers())
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	var wg sync.WaitGroup
 	for name, f := range map[string]func(context.Context) error{
 		"heartbeat beacon": a.beacon.Run,
+		// Detectors probe a host whose beats stop before failing it; the
+		// beacon's own answer says this agent is alive and on the bus.
+		"probe responder": a.beacon.AnswerProbes,
 		"restarter":        func(ctx context.Context) error { return a.rest.Run(ctx, a.bus) },
 		"command server":   func(ctx context.Context) error { return a.bus.ServeCommands(ctx, a.host, handlers, 32) },
 	} {
