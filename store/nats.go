@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -51,11 +52,42 @@ func (n *NATS) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	info := Info{Key: key, Size: hr.n, SHA256: hr.sum(), Modified: oi.ModTime.UTC()}
 	meta := oi.ObjectMeta
 	meta.Metadata = map[string]string{metaSHA256: info.SHA256, metaSize: strconv.FormatInt(info.Size, 10)}
-	if err := n.obj.UpdateMeta(ctx, key, meta); err != nil {
+	if err := n.updateMeta(ctx, key, meta); err != nil {
 		_ = n.obj.Delete(ctx, key)
 		return Info{}, fmt.Errorf("put %s: record checksum: %w", key, err)
 	}
 	return info, nil
+}
+
+// staleReadWait bounds how long Put waits for the replicas of a clustered
+// object store to see the object it has just stored.
+const staleReadWait = 10 * time.Second
+
+// updateMeta records meta on an object Put has just stored. UpdateMeta
+// reads the object's info first, and the object store reads it with a
+// direct get, which any replica may answer: in a JetStream cluster a
+// follower that has not yet applied the info Put wrote answers that the
+// object does not exist, and UpdateMeta fails with ErrUpdateMetaDeleted
+// although Put succeeded (seen on a loaded 3-node cluster in e2e/: the
+// first checkpoints aborted). The object is there, so that answer is only
+// a replica behind: ask again until one has caught up. Image keys name
+// their checkpoint and are not reused, so the info a late replica returns
+// can only be this object's.
+func (n *NATS) updateMeta(ctx context.Context, key string, meta jetstream.ObjectMeta) error {
+	wait := 10 * time.Millisecond
+	deadline := time.Now().Add(staleReadWait)
+	for {
+		err := n.obj.UpdateMeta(ctx, key, meta)
+		if !errors.Is(err, jetstream.ErrUpdateMetaDeleted) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 func (n *NATS) info(oi *jetstream.ObjectInfo) (Info, error) {

@@ -252,3 +252,30 @@ func assertEmpty(t *testing.T, s store.ImageStore, root string) {
 		return nil
 	})
 }
+
+// In a JetStream cluster the object's info is read from any replica, and
+// one that is behind says the object Put just stored does not exist: Put
+// waits for the replicas instead of failing the checkpoint.
+func TestNATSPutOutlivesAReplicaBehind(t *testing.T) {
+	b := eventstest.Bus(t, eventstest.Server(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	obj, err := b.Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.NewNATS(store.StaleReplicas(obj, 3))
+	img := randomImage(store.ChunkSize+1, 5)
+	key := store.ImageKey("mpi", 1, "mpi-0")
+	info, err := s.Put(ctx, key, bytes.NewReader(img))
+	if err != nil {
+		t.Fatalf("put with replicas behind: %v", err)
+	}
+	if info.SHA256 != sum(img) {
+		t.Fatalf("put recorded %s, want %s", info.SHA256, sum(img))
+	}
+	got, err := readAll(t, s, key)
+	if err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("read back: %v (%d bytes of %d)", err, len(got), len(img))
+	}
+}
