@@ -219,9 +219,15 @@ func (c Config) Validate(section string) error {
 		add("probe_interval", "must be 0 (no probes) or at least %s (%s): probes are sent on ticks, got %s", key("tick"), c.Tick, c.ProbeInterval)
 	}
 	if c.ProbeInterval > 0 {
-		if floor := c.ExpectedInterval + c.AcceptablePause; c.ProbeLead < 0 || c.ProbeLead >= floor {
-			add("probe_lead", "must be at least 0 and less than %s + %s (%s), or every host is probed at every beat, got %s",
-				key("expected_interval"), key("acceptable_pause"), floor, c.ProbeLead)
+		// On the calmest network (deviation at the floor) the failure
+		// deadline is this far past the mean interval; a longer lead would
+		// probe hosts whose beats are on time.
+		if c.PhiFail > 0 && c.MinStdDev > 0 {
+			margin := c.AcceptablePause + time.Duration(InverseY(c.PhiFail)*float64(c.MinStdDev))
+			if c.ProbeLead < 0 || c.ProbeLead >= margin {
+				add("probe_lead", "must be at least 0 and less than %s + y(%s) x %s (%s), or hosts beating on time are probed, got %s",
+					key("acceptable_pause"), key("phi_fail"), key("min_std_dev"), margin.Round(time.Millisecond), c.ProbeLead)
+			}
 		}
 		if c.ProbeTimeout <= 0 || c.ProbeTimeout > c.MaxSilence {
 			add("probe_timeout", "must be positive and at most %s (%s), got %s", key("max_silence"), c.MaxSilence, c.ProbeTimeout)

@@ -32,7 +32,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{func(c *Config) { c.WindowSize = 1 }, "detector.window_size: must be 2 to 100000"},
 		{func(c *Config) { c.Tick = 2 * time.Second }, "detector.tick: must be positive and at most detector.expected_interval"},
 		{func(c *Config) { c.ProbeInterval = 10 * time.Millisecond }, "detector.probe_interval: must be 0 (no probes) or at least detector.tick"},
-		{func(c *Config) { c.ProbeLead = 2 * time.Second }, "detector.probe_lead: must be at least 0 and less than detector.expected_interval + detector.acceptable_pause"},
+		{func(c *Config) { c.ProbeLead = 2 * time.Second }, "detector.probe_lead: must be at least 0 and less than detector.acceptable_pause + y(detector.phi_fail) x detector.min_std_dev (1.423s)"},
 		{func(c *Config) { c.ProbeTimeout = 0 }, "detector.probe_timeout: must be positive"},
 		{func(c *Config) { c.ProbeMaxOutstanding = 0 }, "detector.probe_max_outstanding: must be 1 to 1000000"},
 		{func(c *Config) { c.ReadCoalesce = time.Second }, "detector.read_coalesce: must be 0 (off) to 100ms"},

@@ -271,12 +271,12 @@ func (m *Monitor) receive(ctx context.Context, pub *publisher, msg *nats.Msg, at
 // probeReply gives one reply received at at to the tracker, if it answers a
 // probe in flight.
 func (m *Monitor) probeReply(p *prober, msg *nats.Msg, at time.Time, bad *rateLog) {
-	r, ok, err := p.reply(msg, at)
+	r, probedAt, ok, err := p.reply(msg, at)
 	if err != nil {
 		bad.note(at, "subject", msg.Subject, "error", err)
 	}
 	if ok {
-		m.tracker.ProbeReply(r, at)
+		m.tracker.ProbeReply(r, probedAt)
 	}
 }
 

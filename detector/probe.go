@@ -80,27 +80,31 @@ func DecodeProbeReply(b []byte) (ProbeReply, error) {
 	return r, nil
 }
 
-// ProbeReply feeds one reply received at at (the detector's clock) and
-// reports whether it counted as evidence of life. A reply of the incarnation
-// the tracker watches, no older than the host's last beat (Seq not below
-// it), from a host not yet failed, moves the start of the host's silence to
-// at: its suspicion, failure and next probe are judged from there. It is not
-// an inter-arrival sample (the window learns only beats), and it does not
-// clear a suspicion (only a beat does, with node.recovered). A host that
-// answers but does not beat is suspected once it has not beaten for
+// ProbeReply feeds one reply to the probe sent at probedAt (the detector's
+// clock; the host was alive then or later, when it answered) and reports
+// whether it counted as evidence of life. A reply of the incarnation the
+// tracker watches, no older than the host's last beat (Seq not below it),
+// from a host not yet failed, moves the start of the host's silence to
+// probedAt: its suspicion, failure and next probe are judged from there.
+// (The probe's time rather than the reply's arrival: an answer delayed on
+// its way back must not keep a host that died meanwhile alive longer.) It
+// is not an inter-arrival sample (the window learns only beats), and it does
+// not clear a suspicion (only a beat does, with node.recovered). A host
+// that answers but does not beat is suspected once it has not beaten for
 // max_silence (its beats are lost somewhere: worth a look), and is never
-// failed while it keeps answering. A reply of another incarnation, whether the one before
-// (late) or the next (the agent restarted and its first beat is on the way),
-// says nothing of the watched one; a failed host comes back only by beating.
-func (t *Tracker) ProbeReply(r ProbeReply, at time.Time) bool {
+// failed while it keeps answering. A reply of another incarnation, whether
+// the one before (late) or the next (the agent restarted and its first beat
+// is on the way), says nothing of the watched one; a failed host comes back
+// only by beating.
+func (t *Tracker) ProbeReply(r ProbeReply, probedAt time.Time) bool {
 	h := t.hosts[r.Host]
 	if h == nil || r.Incarnation != h.inc || h.status == failed || r.Seq < h.lastSeq {
 		t.stats.ProbeRepliesIgnored++
 		return false
 	}
 	t.stats.ProbeReplies++
-	if at.After(h.silentSince) {
-		h.silentSince = at
+	if probedAt.After(h.silentSince) {
+		h.silentSince = probedAt
 		t.deadlines(h)
 	}
 	return true

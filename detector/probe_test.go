@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// reply delivers a probe reply received at at (ticking up to it first) and
-// returns whether the tracker counted it.
-func (s *scenario) reply(at time.Duration, host, inc string, seq uint64) bool {
+// reply delivers, at at (ticking up to it first), a reply to the probe sent
+// at probed, and returns whether the tracker counted it.
+func (s *scenario) reply(at, probed time.Duration, host, inc string, seq uint64) bool {
 	s.advance(at)
-	return s.tr.ProbeReply(ProbeReply{V: ProbeVersion, Host: host, Incarnation: inc, Seq: seq}, t0.Add(at))
+	return s.tr.ProbeReply(ProbeReply{V: ProbeVersion, Host: host, Incarnation: inc, Seq: seq}, t0.Add(probed))
 }
 
 // With scenarioConfig (1 s beats, pause 1 s, 100 ms ticks) a silent host's
@@ -35,7 +35,7 @@ func TestDoubleBeatLossAnsweredIsNoFailure(t *testing.T) {
 	samples := s.view("n1").Samples
 
 	// Beats 31 and 32 are lost; the beacon had sent 31 when the probe came.
-	if !s.reply(last+1650*time.Millisecond, "n1", "a", 31) {
+	if !s.reply(last+1650*time.Millisecond, last+1600*time.Millisecond, "n1", "a", 31) {
 		t.Fatal("reply of the watched incarnation not counted")
 	}
 	s.regular(last+3*time.Second, "n1", "a", 33, 40)
@@ -98,12 +98,12 @@ func TestProbeRepliesThatDoNotCount(t *testing.T) {
 		{"n1", "a", 29},  // older than beat 30
 		{"n2", "a", 31},  // never seen
 	} {
-		if s.reply(last+1700*time.Millisecond, r.host, r.inc, r.seq) {
+		if s.reply(last+1700*time.Millisecond, last+1600*time.Millisecond, r.host, r.inc, r.seq) {
 			t.Errorf("reply %+v counted", r)
 		}
 	}
 	s.advance(last + 2700*time.Millisecond)
-	if s.reply(last+2700*time.Millisecond, "n1", "a", 31) {
+	if s.reply(last+2700*time.Millisecond, last+2500*time.Millisecond, "n1", "a", 31) {
 		t.Error("a failed host's reply counted")
 	}
 	s.advance(last + 10*time.Second)
@@ -128,7 +128,7 @@ func TestLostProbeReplies(t *testing.T) {
 	last := s.regular(0, "n1", "a", 1, 30)
 	// Replies to 1.6 and 1.9 lost; the one to 2.2 arrives at 2.45, before
 	// the suspicion (2.412 s, seen at the 2.5 s tick).
-	s.reply(last+2450*time.Millisecond, "n1", "a", 31)
+	s.reply(last+2450*time.Millisecond, last+2200*time.Millisecond, "n1", "a", 31)
 	s.regular(last+3*time.Second, "n1", "a", 33, 40)
 	s.expect(
 		ms(last+1600*time.Millisecond)+" probe n1/a seq=30",
@@ -139,7 +139,7 @@ func TestLostProbeReplies(t *testing.T) {
 	// Every reply lost until after the deadline.
 	s2 := probeScenario(t)
 	last = s2.regular(0, "n1", "a", 1, 30)
-	if s2.reply(last+2650*time.Millisecond, "n1", "a", 31) {
+	if s2.reply(last+2650*time.Millisecond, last+2500*time.Millisecond, "n1", "a", 31) {
 		t.Error("a reply after the failure counted")
 	}
 	s2.beat(last+3*time.Second, "n1", "a", 33)
@@ -160,7 +160,7 @@ func TestAnsweringHostWithoutBeatsIsSuspectedNeverFailed(t *testing.T) {
 		for _, p := range s.probes {
 			if p.At == t0.Add(at) {
 				seq++ // the beacon keeps beating; its beats are lost
-				s.reply(at+10*time.Millisecond, "n1", "a", seq)
+				s.reply(at+10*time.Millisecond, at, "n1", "a", seq)
 			}
 		}
 	}

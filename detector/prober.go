@@ -103,15 +103,17 @@ func (p *prober) expire(now time.Time) {
 	}
 }
 
-// reply matches one reply received at at to its probe and decodes it. ok is
-// false for a reply to no probe in flight (late, duplicated or forged),
-// undecodable, or naming another host than the one asked.
-func (p *prober) reply(msg *nats.Msg, at time.Time) (ProbeReply, bool, error) {
-	nonce, err := strconv.ParseUint(msg.Subject[min(len(p.inbox), len(msg.Subject)):], 10, 64)
+// reply matches one reply received at at to its probe, decodes it, and
+// returns it with the time its probe was sent. ok is false for a reply to no
+// probe in flight (late, duplicated or forged), the server's "no
+// responders", an undecodable reply, or one naming another host than the
+// one asked.
+func (p *prober) reply(msg *nats.Msg, at time.Time) (r ProbeReply, probedAt time.Time, ok bool, err error) {
+	nonce, perr := strconv.ParseUint(msg.Subject[min(len(p.inbox), len(msg.Subject)):], 10, 64)
 	pr, found := p.pending[nonce]
-	if err != nil || !found || at.Sub(pr.sent) > p.timeout {
+	if perr != nil || !found || at.Sub(pr.sent) > p.timeout {
 		p.c.probeLate.Add(1)
-		return ProbeReply{}, false, nil
+		return ProbeReply{}, time.Time{}, false, nil
 	}
 	delete(p.pending, nonce)
 	if len(msg.Data) == 0 && msg.Header.Get(statusHeader) == noResponders {
@@ -119,15 +121,15 @@ func (p *prober) reply(msg *nats.Msg, at time.Time) (ProbeReply, bool, error) {
 		// probe subject: its agent is not connected (or runs without a
 		// responder). No evidence of life; the deadlines decide.
 		p.c.probeNoResponders.Add(1)
-		return ProbeReply{}, false, nil
+		return ProbeReply{}, time.Time{}, false, nil
 	}
-	r, err := DecodeProbeReply(msg.Data)
+	r, err = DecodeProbeReply(msg.Data)
 	if err == nil && r.Host != pr.host {
 		err = fmt.Errorf("%w: %q answered a probe of %q", ErrBadProbeReply, r.Host, pr.host)
 	}
 	if err != nil {
 		p.c.probeGarbage.Add(1)
-		return ProbeReply{}, false, err
+		return ProbeReply{}, time.Time{}, false, err
 	}
-	return r, true, nil
+	return r, pr.sent, true, nil
 }

@@ -36,32 +36,32 @@ func TestProberMatchesRepliesToProbesInFlight(t *testing.T) {
 		return &nats.Msg{Subject: p.inbox + nonce, Data: data}
 	}
 	// Probe 2 asked n2: n3 cannot answer for it.
-	if _, ok, err := p.reply(reply("2", ProbeReply{Host: "n3", Incarnation: "a"}), now); ok || err == nil {
+	if _, _, ok, err := p.reply(reply("2", ProbeReply{Host: "n3", Incarnation: "a"}), now); ok || err == nil {
 		t.Errorf("another host's answer accepted (ok %v, err %v)", ok, err)
 	}
 	// Probe 1 answered in time, once.
-	if r, ok, _ := p.reply(reply("1", ProbeReply{Host: "n1", Incarnation: "a", Seq: 4}), now.Add(10*time.Millisecond)); !ok || r.Seq != 4 {
-		t.Errorf("in-time answer refused: %+v, %v", r, ok)
+	if r, probedAt, ok, _ := p.reply(reply("1", ProbeReply{Host: "n1", Incarnation: "a", Seq: 4}), now.Add(10*time.Millisecond)); !ok || r.Seq != 4 || !probedAt.Equal(now) {
+		t.Errorf("in-time answer refused: %+v, %v, probed at %s", r, ok, probedAt)
 	}
-	if _, ok, _ := p.reply(reply("1", ProbeReply{Host: "n1", Incarnation: "a", Seq: 4}), now.Add(20*time.Millisecond)); ok {
+	if _, _, ok, _ := p.reply(reply("1", ProbeReply{Host: "n1", Incarnation: "a", Seq: 4}), now.Add(20*time.Millisecond)); ok {
 		t.Error("a duplicated answer accepted")
 	}
 	for _, nonce := range []string{"99", "x", ""} {
-		if _, ok, _ := p.reply(reply(nonce, ProbeReply{Host: "n1", Incarnation: "a"}), now); ok {
+		if _, _, ok, _ := p.reply(reply(nonce, ProbeReply{Host: "n1", Incarnation: "a"}), now); ok {
 			t.Errorf("answer to no probe (nonce %q) accepted", nonce)
 		}
 	}
 	// The server's "no responders" is no answer, and not garbage.
 	p.send(now, []Probe{{Host: "n4"}})
 	nr := &nats.Msg{Subject: p.inbox + "3", Header: nats.Header{statusHeader: []string{noResponders}}}
-	if _, ok, err := p.reply(nr, now); ok || err != nil || c.probeNoResponders.Load() != 1 {
+	if _, _, ok, err := p.reply(nr, now); ok || err != nil || c.probeNoResponders.Load() != 1 {
 		t.Errorf("no responders: ok %v, err %v, counted %d", ok, err, c.probeNoResponders.Load())
 	}
 	// Late: after probe_timeout the answer no longer counts; the probe is a
 	// timeout, and its place in the bound is free again.
 	p.send(now, []Probe{{Host: "n5"}})
 	late := now.Add(cfg.ProbeTimeout + time.Millisecond)
-	if _, ok, _ := p.reply(reply("4", ProbeReply{Host: "n5", Incarnation: "a"}), late); ok {
+	if _, _, ok, _ := p.reply(reply("4", ProbeReply{Host: "n5", Incarnation: "a"}), late); ok {
 		t.Error("a late answer accepted")
 	}
 	p.send(late, []Probe{{Host: "n6"}, {Host: "n7"}})

@@ -3,8 +3,10 @@
 // Two modes:
 //
 //	go run ./bench/detect            QoS: simulated beacons with jitter and loss on a
-//	go run ./bench/detect -quick     simulated clock, the detector's pure core and a
-//	                                 fixed 3 x interval detector on the same trace
+//	go run ./bench/detect -quick     simulated clock, the detector's pure core with
+//	                                 its probes crossing the same network, the core
+//	                                 without probes, and a fixed 3 x interval
+//	                                 detector, all on the same trace
 //	go run ./bench/detect -hosts 10000
 //	                                 scale: a real NATS server and real beacons paced at
 //	                                 1 Hz (child processes), the real Monitor in this
@@ -48,6 +50,9 @@ func main() {
 		window     = flag.Int("window", def.WindowSize, "detector.window_size")
 		tick       = flag.Duration("tick", def.Tick, "detector.tick")
 		silence    = flag.Duration("max-silence", def.MaxSilence, "detector.max_silence")
+		probeEvery = flag.Duration("probe-interval", def.ProbeInterval, "detector.probe_interval (0: no probes)")
+		probeLead  = flag.Duration("probe-lead", def.ProbeLead, "detector.probe_lead")
+		probeWait  = flag.Duration("probe-timeout", def.ProbeTimeout, "detector.probe_timeout")
 
 		warmup  = flag.Duration("warmup", 20*time.Second, "scale: time after every host is seen before measuring")
 		measure = flag.Duration("measure", 30*time.Second, "scale: length of the measured steady window (10s with -quick)")
@@ -79,6 +84,7 @@ func main() {
 	det.PhiSuspect, det.PhiFail = *phiSuspect, *phiFail
 	det.AcceptablePause, det.MinStdDev = *pause, *minStd
 	det.WindowSize, det.Tick, det.MaxSilence = *window, *tick, *silence
+	det.ProbeInterval, det.ProbeLead, det.ProbeTimeout = *probeEvery, *probeLead, *probeWait
 	if err := det.Validate("detector"); err != nil {
 		exitOn(err)
 	}
@@ -105,9 +111,9 @@ func main() {
 		cfg := qosConfig{hosts: n, interval: *interval, jitter: *jitter, loss: *loss, kills: *kills,
 			restart: *restart, uptime: *uptime, duration: d, seed: *seed, det: det, fixedK: *fixedK}
 		start := time.Now()
-		phi, fixed, hh, k, err := runQoS(cfg)
+		run, err := runQoS(cfg)
 		exitOn(err)
-		out := printQoS(os.Stdout, cfg, phi, fixed, hh, k, time.Since(start))
+		out := printQoS(os.Stdout, cfg, run, time.Since(start))
 		printJSON(out)
 	case "scale":
 		n := *hosts

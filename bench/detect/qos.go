@@ -14,9 +14,15 @@ import (
 
 // The QoS benchmark: N simulated beacons beat on a simulated clock through a
 // lossy, jittery network into the detector's pure core (detector.Tracker)
-// and, on the very same arrivals and ticks, into a plain fixed-timeout
-// detector. K hosts are killed at random times and restart (as a new
-// incarnation) a while later. Metrics follow Chen, Toueg and Aguilera, "On
+// with probing as configured and, on the very same arrivals and ticks, into
+// the same core with probing off and into a plain fixed-timeout detector.
+// The probing core's probes cross the same network as the beats, each way
+// (delayed by U[0, jitter], lost with the same probability); a live host
+// answers with its incarnation and latest seq, a killed one never does, and
+// a reply later than probe_timeout is dropped, as the Monitor drops it.
+// Probe traffic draws from its own random stream, so the beats, kills and
+// restarts are the same whether probing is on or off. K hosts are killed at
+// random times and restart (as a new incarnation) a while later. Metrics follow Chen, Toueg and Aguilera, "On
 // the Quality of Service of Failure Detectors" (2002): detection time T_D
 // (kill -> node.failed), mistake rate (false suspicions and false failures
 // per host-hour), mistake duration T_M and query accuracy probability P_A.
@@ -62,6 +68,7 @@ type simHost struct {
 	startedAt  time.Duration
 	deadTotal  time.Duration
 	phi, fixed view
+	plain      view // the core without probes
 }
 
 type evKind int
@@ -71,6 +78,8 @@ const (
 	evArrive
 	evKill
 	evRestart
+	evProbeArrive // a probe reaches its host
+	evReplyArrive // a host's reply reaches the detector
 )
 
 type simEvent struct {
@@ -80,6 +89,7 @@ type simEvent struct {
 	host int
 	inc  int
 	seq  uint64
+	sent time.Duration // evProbeArrive, evReplyArrive: when the probe left the detector
 }
 
 type eventHeap []simEvent
@@ -109,19 +119,28 @@ type fixedDetector struct {
 }
 
 type sim struct {
-	cfg   qosConfig
-	rng   *rand.Rand
-	t0    time.Time
-	q     eventHeap
-	n     uint64
-	hosts []*simHost
-	index map[string]int
-	core  *detector.Tracker
-	fixed fixedDetector
-	phiR  result
-	fixR  result
+	cfg    qosConfig
+	rng    *rand.Rand
+	netRng *rand.Rand // probes' and replies' delays and losses
+	t0     time.Time
+	q      eventHeap
+	n      uint64
+	hosts  []*simHost
+	index  map[string]int
+	core   *detector.Tracker
+	plain  *detector.Tracker
+	fixed  fixedDetector
+	phiR   result
+	plainR result
+	fixR   result
+	probes probeCounts
 
 	skippedKills int
+}
+
+// probeCounts is the probe traffic of the probing core.
+type probeCounts struct {
+	sent, lost, toDead, answered, late, counted int
 }
 
 func (s *sim) push(e simEvent) {
@@ -130,17 +149,33 @@ func (s *sim) push(e simEvent) {
 	heap.Push(&s.q, e)
 }
 
-func runQoS(cfg qosConfig) (phi, fixed result, hostHours float64, kills int, err error) {
+// qosRun is what one run measured.
+type qosRun struct {
+	phi, plain, fixed result
+	probes            probeCounts
+	hostHours         float64
+	kills             int
+}
+
+func runQoS(cfg qosConfig) (qosRun, error) {
 	core, err := detector.NewTracker(cfg.det)
 	if err != nil {
-		return result{}, result{}, 0, 0, err
+		return qosRun{}, err
+	}
+	noProbes := cfg.det
+	noProbes.ProbeInterval = 0
+	plain, err := detector.NewTracker(noProbes)
+	if err != nil {
+		return qosRun{}, err
 	}
 	s := &sim{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(cfg.seed, 0x9e3779b97f4a7c15)),
-		t0:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		core:  core,
-		index: map[string]int{},
+		cfg:    cfg,
+		rng:    rand.New(rand.NewPCG(cfg.seed, 0x9e3779b97f4a7c15)),
+		netRng: rand.New(rand.NewPCG(cfg.seed, 0x2545f4914f6cdd1d)),
+		t0:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		core:   core,
+		plain:  plain,
+		index:  map[string]int{},
 		fixed: fixedDetector{
 			timeout: time.Duration(cfg.fixedK) * cfg.interval,
 			last:    make([]time.Duration, cfg.hosts),
@@ -157,7 +192,7 @@ func runQoS(cfg qosConfig) (phi, fixed result, hostHours float64, kills int, err
 	// that the restart and a minute more fit in the run.
 	lo, hi := max(time.Minute, cfg.uptime), cfg.duration-cfg.restart-time.Minute
 	if hi <= lo {
-		return result{}, result{}, 0, 0, fmt.Errorf("duration %s too short for kills with restart %s", cfg.duration, cfg.restart)
+		return qosRun{}, fmt.Errorf("duration %s too short for kills with restart %s", cfg.duration, cfg.restart)
 	}
 	for range cfg.kills {
 		s.push(simEvent{at: lo + time.Duration(s.rng.Int64N(int64(hi-lo))), kind: evKill, host: -1})
@@ -189,7 +224,8 @@ func runQoS(cfg qosConfig) (phi, fixed result, hostHours float64, kills int, err
 			total -= cfg.duration - h.killedAt
 		}
 	}
-	return s.phiR, s.fixR, total.Hours(), cfg.kills - s.skippedKills, nil
+	return qosRun{phi: s.phiR, plain: s.plainR, fixed: s.fixR, probes: s.probes,
+		hostHours: total.Hours(), kills: cfg.kills - s.skippedKills}, nil
 }
 
 func (s *sim) handle(e simEvent) {
@@ -214,7 +250,10 @@ func (s *sim) handle(e simEvent) {
 		hb := detector.Heartbeat{V: 1, Host: h.name, Incarnation: fmt.Sprintf("inc%d", e.inc), Seq: e.seq,
 			Sent: s.t0.Add(e.at + skew), IntervalMs: cfg.interval.Milliseconds()}
 		for _, tr := range s.core.Beat(hb, s.t0.Add(e.at)) {
-			s.observePhi(tr, e.at)
+			s.observe(tr, e.at, func(h *simHost) *view { return &h.phi }, &s.phiR)
+		}
+		for _, tr := range s.plain.Beat(hb, s.t0.Add(e.at)) {
+			s.observe(tr, e.at, func(h *simHost) *view { return &h.plain }, &s.plainR)
 		}
 		s.fixed.last[e.host] = e.at
 		if s.fixed.failed[e.host] {
@@ -240,7 +279,7 @@ func (s *sim) handle(e simEvent) {
 		for _, v := range []struct {
 			v *view
 			r *result
-		}{{&h.phi, &s.phiR}, {&h.fixed, &s.fixR}} {
+		}{{&h.phi, &s.phiR}, {&h.plain, &s.plainR}, {&h.fixed, &s.fixR}} {
 			s.endMistake(v.v, v.r, e.at) // from now on a suspicion is right
 			if v.v.state == 2 {
 				v.r.alreadyFailed++
@@ -253,7 +292,7 @@ func (s *sim) handle(e simEvent) {
 		for _, v := range []struct {
 			v *view
 			r *result
-		}{{&h.phi, &s.phiR}, {&h.fixed, &s.fixR}} {
+		}{{&h.phi, &s.phiR}, {&h.plain, &s.plainR}, {&h.fixed, &s.fixR}} {
 			if v.v.state != 2 {
 				v.r.missed++
 			}
@@ -261,13 +300,58 @@ func (s *sim) handle(e simEvent) {
 		h.deadTotal += e.at - h.killedAt
 		h.alive, h.inc, h.seq, h.startedAt = true, h.inc+1, 0, e.at
 		s.push(simEvent{at: e.at + time.Duration(s.rng.Int64N(int64(cfg.interval))), kind: evSend, host: e.host, inc: h.inc})
+	case evProbeArrive:
+		h := s.hosts[e.host]
+		if !h.alive {
+			s.probes.toDead++ // a killed host never answers
+			return
+		}
+		// The agent answers with who it is now: after a restart, the new
+		// incarnation, which the tracker must not count for the old one.
+		if delay, ok := s.cross(); ok {
+			s.push(simEvent{at: e.at + delay, kind: evReplyArrive, host: e.host, inc: h.inc, seq: h.seq, sent: e.sent})
+		} else {
+			s.probes.lost++
+		}
+	case evReplyArrive:
+		s.probes.answered++
+		if e.at-e.sent > cfg.det.ProbeTimeout {
+			s.probes.late++ // the Monitor has forgotten the probe
+			return
+		}
+		r := detector.ProbeReply{V: detector.ProbeVersion, Host: s.hosts[e.host].name, Incarnation: fmt.Sprintf("inc%d", e.inc), Seq: e.seq}
+		if s.core.ProbeReply(r, s.t0.Add(e.sent)) {
+			s.probes.counted++
+		}
 	}
 }
 
+// cross is one message's trip over the simulated network: its delay, or
+// false if it is lost. It draws from netRng only.
+func (s *sim) cross() (time.Duration, bool) {
+	if s.netRng.Float64() < s.cfg.loss {
+		return 0, false
+	}
+	return time.Duration(s.netRng.Int64N(int64(s.cfg.jitter) + 1)), true
+}
+
 func (s *sim) tick(now time.Duration) {
-	ts, _ := s.core.Tick(s.t0.Add(now))
+	ts, probes := s.core.Tick(s.t0.Add(now))
 	for _, tr := range ts {
-		s.observePhi(tr, now)
+		s.observe(tr, now, func(h *simHost) *view { return &h.phi }, &s.phiR)
+	}
+	for _, p := range probes {
+		s.probes.sent++
+		i := s.index[p.Host]
+		if delay, ok := s.cross(); ok {
+			s.push(simEvent{at: now + delay, kind: evProbeArrive, host: i, sent: now})
+		} else {
+			s.probes.lost++
+		}
+	}
+	ts, _ = s.plain.Tick(s.t0.Add(now))
+	for _, tr := range ts {
+		s.observe(tr, now, func(h *simHost) *view { return &h.plain }, &s.plainR)
 	}
 	for i, last := range s.fixed.last {
 		if s.fixed.failed[i] || last == 0 || now-last < s.fixed.timeout {
@@ -281,15 +365,17 @@ func (s *sim) tick(now time.Duration) {
 	}
 }
 
-func (s *sim) observePhi(tr detector.Transition, now time.Duration) {
+// observe records one phi core's transition in the view which picks.
+func (s *sim) observe(tr detector.Transition, now time.Duration, which func(*simHost) *view, r *result) {
 	h := s.hosts[s.index[tr.Host]]
+	v := which(h)
 	switch tr.Kind {
 	case detector.KindSuspect:
-		s.accuse(&h.phi, &s.phiR, h, 1, now)
+		s.accuse(v, r, h, 1, now)
 	case detector.KindFailed:
-		s.accuse(&h.phi, &s.phiR, h, 2, now)
+		s.accuse(v, r, h, 2, now)
 	case detector.KindRecovered:
-		s.recover(&h.phi, &s.phiR, now)
+		s.recover(v, r, now)
 	}
 }
 
@@ -355,34 +441,50 @@ func (r result) figures(hostHours float64) figures {
 	return f
 }
 
-func printQoS(w io.Writer, cfg qosConfig, phi, fixed result, hostHours float64, kills int, elapsed time.Duration) qosJSON {
-	p, f := phi.figures(hostHours), fixed.figures(hostHours)
+func printQoS(w io.Writer, cfg qosConfig, run qosRun, elapsed time.Duration) qosJSON {
+	p, n, f := run.phi.figures(run.hostHours), run.plain.figures(run.hostHours), run.fixed.figures(run.hostHours)
+	hostHours, kills := run.hostHours, run.kills
 	d := cfg.det
 	fmt.Fprintf(w, "xenft detector QoS benchmark: simulated clock driving the detector's pure core (detector.Tracker)\n")
-	fmt.Fprintf(w, "  %d hosts, interval %s, network delay U[0,%s] per beat, %.2f%% independent loss, sender clocks skewed up to ±1h\n",
+	fmt.Fprintf(w, "  %d hosts, interval %s, network delay U[0,%s] per message, %.2f%% independent loss per message, sender clocks skewed up to ±1h\n",
 		cfg.hosts, cfg.interval, cfg.jitter, 100*cfg.loss)
 	fmt.Fprintf(w, "  %d kills at uniform random times of random hosts up for >= %s; each agent restarts %s later as a new incarnation\n",
 		kills, cfg.uptime, cfg.restart)
 	fmt.Fprintf(w, "  %s simulated, seed %d\n", cfg.duration, cfg.seed)
 	fmt.Fprintf(w, "  phi-accrual: phi_suspect %g, phi_fail %g, acceptable_pause %s, min_std_dev %s, window %d, tick %s, max_silence %s\n",
 		d.PhiSuspect, d.PhiFail, d.AcceptablePause, d.MinStdDev, d.WindowSize, d.Tick, d.MaxSilence)
-	fmt.Fprintf(w, "  fixed: node.failed after %d x interval = %s of silence (its suspicion is its failure), same arrivals, same ticks\n",
+	if d.ProbeInterval > 0 {
+		fmt.Fprintf(w, "  probes: from probe_lead %s before the failure deadline, every %s, timeout %s; each probe and each reply\n"+
+			"    crosses the same network as the beats (delay U[0,%s], %.2f%% loss); a killed host never answers\n",
+			d.ProbeLead, d.ProbeInterval, d.ProbeTimeout, cfg.jitter, 100*cfg.loss)
+	} else {
+		fmt.Fprintf(w, "  probes: off (-probe-interval 0)\n")
+	}
+	fmt.Fprintf(w, "  phi alone: the same core with probing off; fixed: node.failed after %d x interval = %s of silence\n"+
+		"    (its suspicion is its failure); all three on the same arrivals and ticks\n",
 		cfg.fixedK, time.Duration(cfg.fixedK)*cfg.interval)
 	fmt.Fprintf(w, "  host-hours observed (hosts alive): %.1f; ran in %s of wall time\n\n", hostHours, elapsed.Round(time.Millisecond))
-	fmt.Fprintf(w, "  %-44s %14s %14s\n", "", "phi-accrual", "fixed")
-	row := func(name string, a, b any) { fmt.Fprintf(w, "  %-44s %14v %14v\n", name, a, b) }
+	fmt.Fprintf(w, "  %-44s %14s %14s %14s\n", "", "phi + probes", "phi alone", "fixed")
+	row := func(name string, a, b, c any) { fmt.Fprintf(w, "  %-44s %14v %14v %14v\n", name, a, b, c) }
 	ms := func(x float64) string { return fmt.Sprintf("%.0f ms", x) }
-	row("detection time T_D p50 (kill -> node.failed)", ms(p.p50), ms(f.p50))
-	row("detection time T_D p99", ms(p.p99), ms(f.p99))
-	row("detection time T_D max", ms(p.max), ms(f.max))
-	row("kills detected / killed", fmt.Sprintf("%d/%d", len(phi.detect), kills), fmt.Sprintf("%d/%d", len(fixed.detect), kills))
-	row("false suspicions (count)", phi.falseSuspicions, fixed.falseSuspicions)
-	row("false suspicions per host-hour", fmt.Sprintf("%.4f", p.suspPerHostHour), fmt.Sprintf("%.4f", f.suspPerHostHour))
-	row("false failures (count)", phi.falseFailures, fixed.falseFailures)
-	row("false failures per host-hour", fmt.Sprintf("%.4f", p.failPerHostHr), fmt.Sprintf("%.4f", f.failPerHostHr))
-	row("mistake duration T_M mean", p.meanMistake.Round(time.Millisecond), f.meanMistake.Round(time.Millisecond))
-	row("query accuracy P_A", fmt.Sprintf("%.7f", p.accuracy), fmt.Sprintf("%.7f", f.accuracy))
-	fmt.Fprintln(w)
+	row("detection time T_D p50 (kill -> node.failed)", ms(p.p50), ms(n.p50), ms(f.p50))
+	row("detection time T_D p99", ms(p.p99), ms(n.p99), ms(f.p99))
+	row("detection time T_D max", ms(p.max), ms(n.max), ms(f.max))
+	detected := func(r result) string { return fmt.Sprintf("%d/%d", len(r.detect), kills) }
+	row("kills detected / killed", detected(run.phi), detected(run.plain), detected(run.fixed))
+	row("false suspicions (count)", run.phi.falseSuspicions, run.plain.falseSuspicions, run.fixed.falseSuspicions)
+	rate := func(x float64) string { return fmt.Sprintf("%.4f", x) }
+	row("false suspicions per host-hour", rate(p.suspPerHostHour), rate(n.suspPerHostHour), rate(f.suspPerHostHour))
+	row("false failures (count)", run.phi.falseFailures, run.plain.falseFailures, run.fixed.falseFailures)
+	row("false failures per host-hour", rate(p.failPerHostHr), rate(n.failPerHostHr), rate(f.failPerHostHr))
+	row("mistake duration T_M mean", p.meanMistake.Round(time.Millisecond), n.meanMistake.Round(time.Millisecond), f.meanMistake.Round(time.Millisecond))
+	acc := func(x float64) string { return fmt.Sprintf("%.7f", x) }
+	row("query accuracy P_A", acc(p.accuracy), acc(n.accuracy), acc(f.accuracy))
+	pr := run.probes
+	probesPerHostHour := float64(pr.sent) / hostHours
+	row("probes sent per host-hour", fmt.Sprintf("%.2f", probesPerHostHour), "-", "-")
+	fmt.Fprintf(w, "  probes: %d sent (%d to killed hosts), %d requests or replies lost, %d replies, %d after probe_timeout, %d counted as evidence of life\n\n",
+		pr.sent, pr.toDead, pr.lost, pr.answered, pr.late, pr.counted)
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
@@ -391,11 +493,11 @@ func printQoS(w io.Writer, cfg qosConfig, phi, fixed result, hostHours float64, 
 	}
 	fmt.Fprintf(w, "  target detection p99 <= 3000 ms: %s (%.0f ms)\n", verdict(p.p99 <= 3000), p.p99)
 	fmt.Fprintf(w, "  target zero false failures over >= 2 host-hours: %s (%d over %.1f host-hours)\n",
-		verdict(phi.falseFailures == 0 && hostHours >= 2), phi.falseFailures, hostHours)
+		verdict(run.phi.falseFailures == 0 && hostHours >= 2), run.phi.falseFailures, hostHours)
 	double := cfg.loss * cfg.loss * (1 - cfg.loss) * float64(time.Hour/cfg.interval)
 	fmt.Fprintf(w, "    (two consecutive lost beats happen %.3f times per host-hour at this loss rate; until the third\n"+
-		"     interval has passed they look exactly like a crash, so any detector with p99 <= 3 intervals\n"+
-		"     fails on most of them: see docs/detectors.md)\n", double)
+		"     interval has passed they look exactly like a crash to heartbeats alone, which is what phi alone\n"+
+		"     fails on; a probe's answer tells them apart: see docs/detectors.md)\n", double)
 	better := p.p99 < f.p99 || p.suspPerHostHour < f.suspPerHostHour
 	fmt.Fprintf(w, "  target beat the fixed detector on detection time or false suspicions: %s (p99 %.0f vs %.0f ms; %.4f vs %.4f false suspicions/host-hour)\n\n",
 		verdict(better), p.p99, f.p99, p.suspPerHostHour, f.suspPerHostHour)
@@ -407,31 +509,41 @@ func printQoS(w io.Writer, cfg qosConfig, phi, fixed result, hostHours float64, 
 		return math.Round(x*m) / m
 	}
 	return qosJSON{
-		HostHours:            round(hostHours, 2),
-		DetectP50:            round(p.p50, 0),
-		DetectP99:            round(p.p99, 0),
-		DetectMax:            round(p.max, 0),
-		FalseSuspicions:      round(p.suspPerHostHour, 5),
-		FalseFailures:        round(p.failPerHostHr, 5),
-		FixedDetectP50:       round(f.p50, 0),
-		FixedDetectP99:       round(f.p99, 0),
-		FixedDetectMax:       round(f.max, 0),
-		FixedFalseSuspicions: round(f.suspPerHostHour, 5),
-		FixedFalseFailures:   round(f.failPerHostHr, 5),
+		HostHours:               round(hostHours, 2),
+		DetectP50:               round(p.p50, 0),
+		DetectP99:               round(p.p99, 0),
+		DetectMax:               round(p.max, 0),
+		FalseSuspicions:         round(p.suspPerHostHour, 5),
+		FalseFailures:           round(p.failPerHostHr, 5),
+		ProbesPerHostHour:       round(probesPerHostHour, 3),
+		PhiAloneDetectP99:       round(n.p99, 0),
+		PhiAloneFalseSuspicions: round(n.suspPerHostHour, 5),
+		PhiAloneFalseFailures:   round(n.failPerHostHr, 5),
+		FixedDetectP50:          round(f.p50, 0),
+		FixedDetectP99:          round(f.p99, 0),
+		FixedDetectMax:          round(f.max, 0),
+		FixedFalseSuspicions:    round(f.suspPerHostHour, 5),
+		FixedFalseFailures:      round(f.failPerHostHr, 5),
 	}
 }
 
-// qosJSON is the last line of the QoS benchmark: exactly the issue's keys.
+// qosJSON is the last line of the QoS benchmark: the issue's keys (the
+// detector as configured, probes included, and the fixed detector), the
+// probe traffic, and the same core without probes.
 type qosJSON struct {
-	HostHours            float64 `json:"host_hours"`
-	DetectP50            float64 `json:"detect_p50_ms"`
-	DetectP99            float64 `json:"detect_p99_ms"`
-	DetectMax            float64 `json:"detect_max_ms"`
-	FalseSuspicions      float64 `json:"false_suspicions_per_host_hour"`
-	FalseFailures        float64 `json:"false_failures_per_host_hour"`
-	FixedDetectP50       float64 `json:"fixed_detect_p50_ms"`
-	FixedDetectP99       float64 `json:"fixed_detect_p99_ms"`
-	FixedDetectMax       float64 `json:"fixed_detect_max_ms"`
-	FixedFalseSuspicions float64 `json:"fixed_false_suspicions_per_host_hour"`
-	FixedFalseFailures   float64 `json:"fixed_false_failures_per_host_hour"`
+	HostHours               float64 `json:"host_hours"`
+	DetectP50               float64 `json:"detect_p50_ms"`
+	DetectP99               float64 `json:"detect_p99_ms"`
+	DetectMax               float64 `json:"detect_max_ms"`
+	FalseSuspicions         float64 `json:"false_suspicions_per_host_hour"`
+	FalseFailures           float64 `json:"false_failures_per_host_hour"`
+	ProbesPerHostHour       float64 `json:"probes_per_host_hour"`
+	PhiAloneDetectP99       float64 `json:"phi_alone_detect_p99_ms"`
+	PhiAloneFalseSuspicions float64 `json:"phi_alone_false_suspicions_per_host_hour"`
+	PhiAloneFalseFailures   float64 `json:"phi_alone_false_failures_per_host_hour"`
+	FixedDetectP50          float64 `json:"fixed_detect_p50_ms"`
+	FixedDetectP99          float64 `json:"fixed_detect_p99_ms"`
+	FixedDetectMax          float64 `json:"fixed_detect_max_ms"`
+	FixedFalseSuspicions    float64 `json:"fixed_false_suspicions_per_host_hour"`
+	FixedFalseFailures      float64 `json:"fixed_false_failures_per_host_hour"`
 }
