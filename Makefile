@@ -39,7 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeartbeat$$' -fuzztime $(FUZZTIME) ./detector
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./supervisor/core
 
-## xen-e2e: real Xen 4.17 nested under QEMU; the xl driver's TestRealXL in dom0 (root for apt-get, ~4 GB RAM, 1-2 min)
+## xen-e2e: real Xen 4.17 nested under QEMU: the xl driver's TestRealXL and the single-host flow (server, agent, detector, supervisor) in dom0 (root for apt-get, ~4 GB RAM, 2-5 min)
 xen-e2e:
 	GO=$(GO) bash xen/lab/xen-e2e.sh
 

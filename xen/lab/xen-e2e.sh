@@ -5,15 +5,19 @@
 # boots under QEMU's software emulation (TCG) with a busybox initramfs as
 # dom0, and real xl runs small PV guests there. This script builds that
 # machine from Debian packages (downloaded, never installed on the host),
-# puts xenft's statically linked test binary into dom0, boots it, runs the
-# steps below inside dom0 and exits 0 only if all of them passed.
+# puts xenft's statically linked test binary and xenft itself into dom0,
+# boots it, runs the steps below inside dom0 and exits 0 only if all of them
+# passed.
 #
 # Steps inside dom0, in order, each reported as "XENFT-STEP <name> rc=<n>":
 #   xl-driver   the xl driver's TestRealXL against the real toolstack
 #   capture     (CAPTURE=1) record real xl output for xen/testdata/lab
+#   flow        dom0-flow.sh: the single-host flow, every role of xenft a
+#               process in dom0 (server, agent --driver xl, detector,
+#               supervisor, events tail); a domU checkpointed, destroyed as a
+#               crash and restored by the supervisor with real xl restore;
+#               its events printed
 #   <hooks>     every executable *.sh of $DOM0_STEPS, in name order
-# Later lanes (the single-host flow: agent + supervisor + NATS) add
-# themselves as DOM0_STEPS scripts, with their binaries in EXTRA_DIR.
 #
 # Settings (environment):
 #   WORK=dir          work and cache directory (default /tmp/xenft-xen-e2e);
@@ -136,6 +140,8 @@ on_crash = "preserve"
 EOF
 done
 (cd "$REPO" && CGO_ENABLED=0 "$GO" test -c -o "$WORK/$R/xenft/xen.test" ./xen)
+(cd "$REPO" && CGO_ENABLED=0 "$GO" build -o "$WORK/$R/xenft/xenft" ./cmd/xenft)
+cp "$REPO/xen/lab/dom0-flow.sh" $R/xenft/flow.sh
 if [ -n "${CAPTURE:-}" ]; then cp "$REPO/xen/lab/dom0-capture-xl.sh" $R/xenft/capture.sh; fi
 if [ -n "${DOM0_STEPS:-}" ]; then cp "$DOM0_STEPS"/*.sh $R/xenft/steps.d/; fi
 if [ -n "${EXTRA_DIR:-}" ]; then cp -a "$EXTRA_DIR"/. $R/xenft/extra/; fi
@@ -156,12 +162,13 @@ step() {
 }
 step xl-driver env XENFT_REAL_XL=1 /xenft/xen.test -test.run '^TestRealXL$' -test.v -test.count=1 -test.timeout=600s
 [ -x /xenft/capture.sh ] && step capture /xenft/capture.sh
+step flow /xenft/flow.sh
 for s in /xenft/steps.d/*.sh; do
   [ -x "$s" ] && step "$(basename "$s" .sh)" "$s"
 done
 echo "XENFT-E2E-DONE rc=$rc"
 EOF
-chmod +x $R/xenft/run.sh $R/xenft/steps.d/*.sh 2>/dev/null || true
+chmod +x $R/xenft/run.sh $R/xenft/flow.sh $R/xenft/steps.d/*.sh 2>/dev/null || true
 
 cat > $R/init <<'EOF'
 #!/bin/sh
@@ -171,6 +178,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 ip link set lo up 2>/dev/null
+hostname dom0 # the agent's default host name (xl info shows it too)
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do insmod /lib/modules/xen/$m.ko || echo "insmod $m failed"; done
 mount -t xenfs xenfs /proc/xen
 /usr/lib/xen-4.17/bin/xenstored --pid-file /var/run/xenstored.pid
