@@ -38,7 +38,7 @@ import (
 //  3. Latch. The fence does not end when the bus comes back. Until it ends,
 //     the agent destroys (pauses) every guest that appears, once per renew
 //     interval, and keeps refusing restores, cold starts and unpauses with
-//     a permanent error. It ends when both hold: (a) a renewal sent after
+//     a retryable error. It ends when both hold: (a) a renewal sent after
 //     the fence began was acknowledged, and the lease is fresh; and (b)
 //     after (a) the agent answered a vm.list carrying a leader's epoch
 //     that the shared epoch guard admitted. (b) is the supervisor's
@@ -372,15 +372,19 @@ func (r *Restarter) reconcile(e events.Epoch) bool {
 }
 
 // fencedError refuses what (a command) on a fenced host; r.mu is held. It
-// is permanent: this request will not succeed here, and the supervisor
-// places the VM elsewhere.
+// is retryable: the latch ends as soon as the leader has reconciled the
+// host, seconds after its lease is renewed. A permanent refusal would make
+// the supervisor count a failed attempt and try the next host at once;
+// after a bus outage that fenced every host, every host refuses, and every
+// VM would be declared unrecoverable within a second, before any host was
+// reconciled (seen in e2e/, bus outage).
 func (r *Restarter) fencedError(what string) error {
 	f := r.fence
 	why := "its lease is not renewed yet"
 	if f.renewedSince {
 		why = "the supervisor has not reconciled it with vm.list yet"
 	}
-	return events.NewCommandError(events.CodePermanent, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
+	return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
 		what, r.id.Host, f.fencedAt.UTC().Format(time.RFC3339Nano), f.generation, why))
 }
 
