@@ -53,7 +53,7 @@ func (m *machine) onBeat(in HostBeat) error {
 		domains[d] = true
 	}
 	if h.State == HostRejoining && !h.Synced {
-		m.sync(h, domains)
+		m.sync(h, domains, restarted)
 	}
 	if h.State != HostFailed && h.State != HostFenced {
 		for _, d := range slices.Sorted(maps.Keys(domains)) {
@@ -294,18 +294,29 @@ func (m *machine) rejoin(h *Host) {
 
 // sync reconciles a rejoining host's first domain list: copies believed there
 // that it no longer runs are gone; the rest stay until their group decides.
-func (m *machine) sync(h *Host, domains map[string]bool) {
+//
+// A live copy (running, restored, being unpaused) is believed on a host that
+// did not fail, and such a host rejoins only because its beats reached us
+// after a silence. Unless its agent restarted (new incarnation: the list is
+// the new agent's, taken after whatever the old one did), the same agent may
+// have taken that list before a restore or unpause it has answered since:
+// those copies are left to missing, which waits for missingBeats more beats
+// before it calls them gone. Calling them gone at once restored the VM
+// elsewhere while the copy just restored here ran (e2e, a supervisor whose
+// beat feed lagged behind fence_self_timeout).
+func (m *machine) sync(h *Host, domains map[string]bool, restarted bool) {
 	h.Synced = true
 	for _, name := range m.flush().vmsOn(h.Name) {
 		v := m.s.VMs[name]
 		if v.Host != h.Name || domains[name] {
 			continue
 		}
+		live := v.State == VMRunning || v.State == VMRestored || v.State == VMUnpausing
+		if live && !restarted {
+			continue
+		}
 		m.gone(v)
-		switch v.State {
-		case VMRunning:
-			m.lost(v, "vm "+name+" gone from "+h.Name, true)
-		case VMRestored, VMUnpausing:
+		if live {
 			m.lost(v, "vm "+name+" gone from "+h.Name, true)
 		}
 	}

@@ -23,6 +23,13 @@ func TestRule_OneLiveCopy_RenewingLeaseHoldsTheSelfFenceDeadline(t *testing.T) {
 	runScript(t, "lease_holds_self_fence.txt")
 }
 
+// TestRule_OneLiveCopy_SilentHostKeepsARestoredVM: a host that rejoins after
+// a silence keeps a VM just restored there that its first, older, domain
+// list does not show; it is lost only if later beats confirm it is gone.
+func TestRule_OneLiveCopy_SilentHostKeepsARestoredVM(t *testing.T) {
+	runScript(t, "silent_host_keeps_restored_vm.txt")
+}
+
 // TestRule_FenceBeforeRestart_FatalFault: a host failed by a fatal fault report
 // is not silent, so only a fence command or its agent's destroy proves its
 // copies gone; the self-fence deadline does not count.
