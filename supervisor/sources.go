@@ -25,6 +25,18 @@ const consumerName = "xenft-supervisor"
 // than every beat.
 const beatFeedEvery = 2 * time.Second
 
+// beatFeedInterval is beatFeedEvery, or a quarter of fence_self_timeout when
+// that is shorter: the core takes a gap of fence_self_timeout between two
+// beats it is fed for a host that may have fenced itself, so with a short
+// timeout (3 s) a feed every 2 s of beats sent every second made healthy
+// hosts look silent now and then (e2e).
+func beatFeedInterval(selfTimeout time.Duration) time.Duration {
+	if selfTimeout > 0 && selfTimeout/4 < beatFeedEvery {
+		return selfTimeout / 4
+	}
+	return beatFeedEvery
+}
+
 // startSources starts the goroutines that feed the loop, counted in wg; they
 // stop when ctx ends.
 func (sh *shell) startSources(ctx context.Context, wg *sync.WaitGroup) {
@@ -127,6 +139,7 @@ func (sh *shell) feedBeats(ctx context.Context) {
 		inc string
 	}
 
+	every := beatFeedInterval(sh.s.cfg.Policy.FenceSelfTimeout)
 	seen := map[string]last{}
 	for {
 		select {
@@ -141,7 +154,7 @@ func (sh *shell) feedBeats(ctx context.Context) {
 			}
 			now := time.Now()
 			prev := seen[head.Host]
-			if prev.inc == head.Incarnation && now.Sub(prev.at) < beatFeedEvery {
+			if prev.inc == head.Incarnation && now.Sub(prev.at) < every {
 				continue
 			}
 			var hb detector.Heartbeat
