@@ -29,6 +29,7 @@ type ConnectOption func(*connectOptions)
 
 type connectOptions struct {
 	inProcess *server.Server
+	coalesce  time.Duration
 }
 
 // InProcess connects to an embedded server without a socket (xenft up, tests).
@@ -80,6 +81,9 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 	if co.inProcess != nil {
 		nopts = append(nopts, nats.InProcessServer(co.inProcess))
 	} else {
+		if co.coalesce > 0 {
+			nopts = append(nopts, nats.SetCustomDialer(newCoalescingDialer(co.coalesce, cfg.ConnectTimeout)))
+		}
 		for i, u := range cfg.URLs {
 			if i > 0 {
 				url += ","

@@ -58,6 +58,7 @@ func main() {
 		measure = flag.Duration("measure", 30*time.Second, "scale: length of the measured steady window (10s with -quick)")
 		conns   = flag.Int("conns", 0, "scale: NATS connections the beacons share (default hosts/500)")
 		base    = flag.Bool("baseline", false, "scale: measure a bare NATS subscriber instead of the Monitor (the floor)")
+		coal    = flag.Duration("read-coalesce", def.ReadCoalesce, "scale: detector.read_coalesce of the detector's connection (Monitor or baseline; 0 = off)")
 		prof    = flag.String("cpuprofile", "", "scale: write this process's CPU profile over the measured window")
 		role    = flag.String("role", "", "internal: the role of a child process (server, beacons)")
 		url     = flag.String("url", "", "internal: the NATS URL for the beacons child")
@@ -128,7 +129,8 @@ func main() {
 		if c == 0 {
 			c = max(1, n/500)
 		}
-		out, err := runScale(scaleConfig{hosts: n, interval: *interval, conns: c, warmup: *warmup, measure: m, det: det, profile: *prof, baseline: *base})
+		det.ReadCoalesce = *coal
+		out, err := runScale(scaleConfig{hosts: n, interval: *interval, conns: c, warmup: *warmup, measure: m, det: det, profile: *prof, baseline: *base, coalesce: *coal})
 		exitOn(err)
 		printJSON(out)
 	default:

@@ -49,6 +49,10 @@ type scaleConfig struct {
 	det      detector.Config
 	profile  string // CPU profile of this process over the measured window
 	baseline bool   // a bare NATS subscriber instead of the Monitor
+	// coalesce is the detector connection's read coalescing window
+	// (detector.read_coalesce, events.CoalesceReads); it applies to the
+	// baseline too, so both receive the same way.
+	coalesce time.Duration
 }
 
 // receiver is the Monitor, or the bare subscriber it is compared with.
@@ -104,6 +108,9 @@ func (b *bareSubscriber) Run(ctx context.Context) error {
 
 type scaleJSON struct {
 	Hosts               int     `json:"hosts"`
+	Baseline            bool    `json:"baseline"`
+	ReadCoalesceMs      float64 `json:"read_coalesce_ms"`
+	LoadAverage         string  `json:"load_average_1m"`
 	MeasuredSeconds     float64 `json:"measured_seconds"`
 	DetectorCPUPercent  float64 `json:"detector_cpu_percent_of_one_core"`
 	BeaconsCPUPercent   float64 `json:"beacons_cpu_percent_of_one_core"`
@@ -243,11 +250,12 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 	bcfg := events.DefaultBusConfig()
 	bcfg.URLs = []string{url}
 	bcfg.ClientName = "bench-detector"
-	bus, err := events.Connect(bcfg, log)
+	bus, err := events.Connect(bcfg, log, events.CoalesceReads(cfg.coalesce))
 	if err != nil {
 		return scaleJSON{}, err
 	}
 	defer bus.Close()
+	fmt.Printf("  detector connection: reads coalesced over %s (detector.read_coalesce; 0 = off)\n", cfg.coalesce)
 	if err := bus.EnsureResources(ctx); err != nil {
 		return scaleJSON{}, err
 	}
@@ -349,6 +357,9 @@ func runScale(cfg scaleConfig) (scaleJSON, error) {
 
 	out := scaleJSON{
 		Hosts:               cfg.hosts,
+		Baseline:            cfg.baseline,
+		ReadCoalesceMs:      float64(cfg.coalesce) / float64(time.Millisecond),
+		LoadAverage:         load0,
 		MeasuredSeconds:     round2(wall.Seconds()),
 		DetectorCPUPercent:  pct(c1 - c0),
 		BeaconsCPUPercent:   pct(b1 - b0),

@@ -13,12 +13,12 @@ import (
 // connectWithRetry connects a long-running role to the bus and creates the
 // stream and buckets, retrying with backoff until ctx ends: a daemon started
 // before its NATS servers waits for them instead of failing.
-func connectWithRetry(ctx context.Context, cfg events.BusConfig, name string, a *app) (*events.Bus, error) {
+func connectWithRetry(ctx context.Context, cfg events.BusConfig, name string, a *app, opts ...events.ConnectOption) (*events.Bus, error) {
 	cfg.ClientName = name
 	var bus *events.Bus
 	last := ""
 	op := func() error {
-		b, err := events.Connect(cfg, a.log)
+		b, err := events.Connect(cfg, a.log, opts...)
 		if err == nil {
 			if err = b.EnsureResources(ctx); err != nil {
 				b.Close()

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/detector"
+	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/xen"
 )
 
@@ -24,7 +25,10 @@ transition from several detectors is stored once. Runs until SIGINT or SIGTERM.`
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-detector-"+a.cfg.Detector.ID, a)
+			// 10,000 beats a second cost a read each when read as they
+			// come; detector.read_coalesce takes dozens per read.
+			bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-detector-"+a.cfg.Detector.ID, a,
+				events.CoalesceReads(a.cfg.Detector.ReadCoalesce))
 			if err != nil {
 				return err
 			}

@@ -67,8 +67,8 @@ func (a *hostAgent) run(ctx context.Context) error {
 		// Detectors probe a host whose beats stop before failing it; the
 		// beacon's own answer says this agent is alive and on the bus.
 		"probe responder": a.beacon.AnswerProbes,
-		"restarter":        func(ctx context.Context) error { return a.rest.Run(ctx, a.bus) },
-		"command server":   func(ctx context.Context) error { return a.bus.ServeCommands(ctx, a.host, handlers, 32) },
+		"restarter":       func(ctx context.Context) error { return a.rest.Run(ctx, a.bus) },
+		"command server":  func(ctx context.Context) error { return a.bus.ServeCommands(ctx, a.host, handlers, 32) },
 	} {
 		wg.Add(1)
 		go func() {
