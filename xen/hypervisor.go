@@ -39,6 +39,11 @@ type Hypervisor interface {
 
 // Domain is one guest domain as a hypervisor lists it.
 type Domain struct {
+	// Name is empty for a domain that real xl lists as "(null)" because it
+	// cannot read its name: one that `xl create` or `xl restore` is still
+	// building (seen paused with no memory yet) or `xl destroy` is tearing
+	// down (seen still running): docs/evidence/xl-list-unnamed-domains.log.
+	// Such a domain is nobody's VM yet, or any more; act on it by ID.
 	Name string
 	ID   int // Xen domain id; a restored domain gets a new one
 	UUID string

@@ -63,7 +63,7 @@ func loadSample(t testing.TB, rel string) sample {
 func samplesFor(t testing.TB, cmd string) []string {
 	t.Helper()
 	var out []string
-	for _, dir := range []string{"xl-interface", "lab", "lab-killed-save"} {
+	for _, dir := range []string{"xl-interface", "lab", "lab-killed-save", "lab-unnamed"} {
 		files, _ := filepath.Glob(filepath.Join("testdata", dir, "*.txt"))
 		for _, f := range files {
 			rel := dir + "/" + filepath.Base(f)

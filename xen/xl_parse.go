@@ -145,9 +145,15 @@ func parseInfo(out string) (HostInfo, error) {
 	return hi, nil
 }
 
+// unnamed is what the xl table prints for a domain whose name xl cannot read
+// (glibc's rendering of a NULL string): see Domain.Name.
+const unnamed = "(null)"
+
 // joinList merges the two listings: the table decides which domains exist
 // and their state (it is read second, so it is the fresher), the JSON adds
-// UUID and type. Domain-0 is left out: it is the host, not a guest.
+// UUID and type. Domain-0 is left out: it is the host, not a guest. A domain
+// without a name gets Name "" (xl's "(null)"); `xl list -l` leaves such a
+// domain out.
 func joinList(fromJSON []Domain, rows []tableRow) []Domain {
 	byID := make(map[int]Domain, len(fromJSON))
 	for _, d := range fromJSON {
@@ -159,7 +165,10 @@ func joinList(fromJSON []Domain, rows []tableRow) []Domain {
 			continue
 		}
 		d := Domain{Name: r.Name, ID: r.ID, MemoryMiB: r.MemoryMiB, VCPUs: r.VCPUs}
-		if j, ok := byID[r.ID]; ok && j.Name == r.Name {
+		if d.Name == unnamed {
+			d.Name = ""
+		}
+		if j, ok := byID[r.ID]; ok && d.Name != "" && j.Name == d.Name {
 			d.UUID, d.Type = j.UUID, j.Type
 		}
 		d.Flags, d.State, d.CPUTime = r.Flags, StateFromFlags(r.Flags), r.CPUTime

@@ -176,6 +176,30 @@ func TestJoinListRealSamples(t *testing.T) {
 	}
 }
 
+// A domain xl create or xl restore is still building is listed without a
+// name, as "(null)", paused and with no memory yet; a moment later it has
+// its name (and `xl list -l` has it only once it is built). The driver
+// lists it with an empty name, never under the name "(null)".
+func TestJoinListUnnamedDomainsRealSamples(t *testing.T) {
+	for f, id := range map[string]int{"lab-unnamed/01-xl-list-during-create.txt": 9, "lab-unnamed/02-xl-list-during-restore.txt": 10} {
+		rows, err := parseListTable(loadSample(t, f).Stdout)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		got := joinList([]Domain{{Name: "Domain-0"}}, rows)
+		if len(got) != 1 || got[0].Name != "" || got[0].ID != id || got[0].State != StatePaused || got[0].MemoryMiB != 0 {
+			t.Errorf("%s: got %+v, want one unnamed paused domain %d", f, got, id)
+		}
+	}
+	rows, err := parseListTable(loadSample(t, "lab-unnamed/03-xl-list-during-restore-later.txt").Stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := joinList(nil, rows); len(got) != 1 || got[0].Name != "tiny" || got[0].ID != 10 {
+		t.Errorf("named while restoring: %+v", got)
+	}
+}
+
 func TestParseInfoRealSamples(t *testing.T) {
 	for _, f := range samplesFor(t, "xl info") {
 		s := loadSample(t, f)
