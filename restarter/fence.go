@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -325,8 +326,20 @@ func (r *Restarter) setEmptied(empty bool) {
 	r.fence.emptied = empty && r.fence.fenced
 }
 
-// fenceOne destroys (or pauses) one domain and queues its report.
+// fenceOne destroys (or pauses) one domain and queues its report. A domain
+// without a name (xl is building or tearing it down: xen.Domain.Name) is
+// destroyed by its id whatever the action, and not reported: it is no VM
+// yet, or any more, and a half-built restore holds no state to keep.
 func (r *Restarter) fenceOne(ctx context.Context, d xen.Domain) bool {
+	if d.Name == "" {
+		err := r.hv.Destroy(ctx, strconv.Itoa(d.ID))
+		if err != nil && !isNotFound(err) {
+			r.log.Error("SELF-FENCE: cannot destroy an unnamed domain", "domid", d.ID, "error", err)
+			return false
+		}
+		r.log.Error("SELF-FENCE: destroyed an unnamed domain", "domid", d.ID, "was", d.State)
+		return true
+	}
 	var err error
 	if r.cfg.Fence.Action == FencePause {
 		if err = r.hv.Pause(ctx, d.Name); err == nil {

@@ -240,3 +240,29 @@ func (e *env) lease(host string) restarter.HostLease {
 	}
 	return l
 }
+
+// A self-fence destroys a domain xl lists without a name (one being built
+// by a restore, or torn down) by its domain id, since it has no name to
+// destroy it by, and reports no vm.failed for it: it is no VM.
+func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
+	e := newEnv(t)
+	logs := &logLines{}
+	a := e.agent("n1", agentOptions{fence: fastFence, logs: logs})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.hv.plantUnnamed(42)
+	a.waitRenewed()
+	e.srv.stop()
+	eventstest.Eventually(t, 10*time.Second, func() bool {
+		_, unnamed := a.hv.destroyedAt("42")
+		_, vm1 := a.hv.destroyedAt("vm1")
+		return unnamed && vm1
+	}, "the fence left domains: %v", a.domains())
+	if got := logs.containing("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
+		t.Fatalf("want one vm failed, the fence's of vm1; logged:\n%s", strings.Join(got, ""))
+	}
+	if got := logs.containing("dropping"); len(got) != 0 {
+		t.Fatalf("dropped reports:\n%s", strings.Join(got, ""))
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +188,33 @@ type agentOptions struct {
 	fence        restarter.FenceConfig // zero: a fence that will not fire in a test
 	checkpointer bool                  // serve the checkpoint verbs too, sharing the guard
 	noRun        bool                  // handlers only: no lease, fence or watcher
+	logs         *logLines             // also receives the agent's log lines
+}
+
+// logLines collects log lines, for tests that check what was (not) logged.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+// containing returns the lines that contain s.
+func (l *logLines) containing(s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // testConfig has short intervals; its fence waits a minute unless a test
@@ -214,6 +243,9 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	cfg := testConfig(t, o)
 	guard := &events.EpochGuard{}
 	log := eventstest.Logger(t, hclog.Warn).Named(host)
+	if o.logs != nil {
+		log = hclog.New(&hclog.LoggerOptions{Name: host, Level: hclog.Warn, Output: io.MultiWriter(o.logs, testLog{t})})
+	}
 	r, err := restarter.New(restarter.Identity{Host: host, Incarnation: "inc-" + host}, rec, e.store, cfg, guard, log)
 	if err != nil {
 		t.Fatal(err)
@@ -402,6 +434,7 @@ func (e *env) vmFailed(vm string) []events.VMFailed {
 type recorder struct {
 	restarter.Hypervisor
 	mu           sync.Mutex
+	unnamed      map[int]bool // domain ids listed without a name, as real xl lists one being built or torn down
 	destroyed    map[string]time.Time
 	holdRestores bool
 	entered      chan struct{} // receives when a held restore starts
@@ -410,8 +443,43 @@ type recorder struct {
 	brokenCalls  int           // destroys refused by breakDestroy
 }
 
+// plantUnnamed makes List show a domain without a name (xl's "(null)").
+func (r *recorder) plantUnnamed(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unnamed == nil {
+		r.unnamed = map[int]bool{}
+	}
+	r.unnamed[id] = true
+}
+
+func (r *recorder) removeUnnamed(id int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.unnamed, id)
+}
+
+func (r *recorder) List(ctx context.Context) ([]xen.Domain, error) {
+	doms, err := r.Hypervisor.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.unnamed {
+		doms = append(doms, xen.Domain{ID: id, State: xen.StatePaused, Flags: "--p---"})
+	}
+	return doms, nil
+}
+
 func (r *recorder) Destroy(ctx context.Context, dom string) error {
 	r.mu.Lock()
+	if id, err := strconv.Atoi(dom); err == nil && r.unnamed[id] {
+		delete(r.unnamed, id)
+		r.destroyed[dom] = time.Now()
+		r.mu.Unlock()
+		return nil
+	}
 	broken := r.breakDestroy
 	if broken != "" {
 		r.brokenCalls++
@@ -456,4 +524,12 @@ func (r *recorder) Restore(ctx context.Context, path string, opts xen.RestoreOpt
 // Save is for the checkpointer sharing this hypervisor.
 func (r *recorder) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
 	return r.Hypervisor.(xen.Hypervisor).Save(ctx, dom, path, opts)
+}
+
+// testLog writes log lines to the test's log.
+type testLog struct{ t testing.TB }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
 }

@@ -79,7 +79,11 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 	w.failing = 0
 	now := map[string]xen.Domain{}
 	for _, d := range doms {
-		if !isDom0(d) {
+		// An unnamed domain is one xl is building (a restore, a create) or
+		// tearing down (a destroy): no VM's death. Watched, it would be
+		// reported as "(null)" vanishing the moment it got its name, which
+		// real xl showed on every restore.
+		if !isDom0(d) && d.Name != "" {
 			now[d.Name] = d
 		}
 	}

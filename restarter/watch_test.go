@@ -105,3 +105,32 @@ func TestFailureIDIsDeterministic(t *testing.T) {
 		t.Fatalf("long FailureID %q", id)
 	}
 }
+
+// Real xl lists a domain it is still building (xl restore, xl create) or
+// already tearing down (xl destroy) as "(null)", which the xl driver lists
+// without a name (docs/evidence/xl-list-unnamed-domains.log). Such a domain
+// is no VM: seen alive and then gone (it got its name, or finished dying),
+// it is not reported. The named VM it was or becomes is watched as usual.
+func TestUnnamedDomainIsNotReported(t *testing.T) {
+	e := newEnv(t)
+	logs := &logLines{}
+	a := e.agent("n1", agentOptions{logs: logs})
+	a.hv.plantUnnamed(42)
+	a.waitWatchRounds(3) // listed alive, unnamed
+	a.hv.removeUnnamed(42)
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(3)
+	if err := a.hv.Destroy(context.Background(), "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(e.vmFailed("vm1")) > 0 }, "no vm.failed for vm1")
+	a.waitWatchRounds(3)
+	if got := logs.containing("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
+		t.Fatalf("want one vm failed, for vm1; logged:\n%s", strings.Join(got, ""))
+	}
+	if got := logs.containing("dropping"); len(got) != 0 {
+		t.Fatalf("dropped reports:\n%s", strings.Join(got, ""))
+	}
+}
