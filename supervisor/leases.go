@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -57,60 +58,81 @@ func (b *leaseBook) last(host string) time.Time {
 // sends it vm.list under the current term. The core learns what runs there
 // from its beats.
 func (sh *shell) watchLeases(ctx context.Context) {
-	kv, err := sh.s.bus.KV(ctx, sh.s.bus.Names().Hosts())
-	if err != nil {
-		sh.log.Error("cannot watch host leases", "error", err)
-		return
-	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		sh.log.Error("cannot watch host leases", "error", err)
-		return
-	}
-	defer func() { _ = w.Stop() }()
 	asked := map[string]time.Time{} // host -> when vm.list was last sent
 	fed := map[string]time.Time{}   // host -> when a renewal was last fed
 	warned := map[string]int64{}    // host -> the mismatched self-timeout warned about
-	live := false                   // past the stored values: updates are renewals as they happen
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				live = true
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var lease protocol.HostLease
-			if json.Unmarshal(e.Value(), &lease) != nil || lease.Host == "" || lease.SelfTimeoutMs < 0 {
-				continue
-			}
-			now := time.Now()
-			at := now
-			if !live && e.Created().Before(now) {
-				at = e.Created()
-			}
-			sh.leases.renewed(lease.Host, at)
-			selfTimeout := time.Duration(lease.SelfTimeoutMs) * time.Millisecond
-			if p := sh.s.cfg.Policy.FenceSelfTimeout; selfTimeout != p && warned[lease.Host] != lease.SelfTimeoutMs {
-				warned[lease.Host] = lease.SelfTimeoutMs
-				sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
-					"host", lease.Host, "agent", selfTimeout, "policy", p)
-			}
-			if now.Sub(fed[lease.Host]) >= leaseFeedEvery {
-				fed[lease.Host] = now
-				_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, RenewedAt: at, SelfTimeout: selfTimeout}, false)
-			}
-			if lease.AwaitingReconcile {
-				sh.reconcile(ctx, lease.Host, asked)
+	sh.keepWatching(ctx, "host leases", func(ctx context.Context) error {
+		kv, err := sh.s.bus.KV(ctx, sh.s.bus.Names().Hosts())
+		if err != nil {
+			return err
+		}
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = w.Stop() }()
+		live := false // past the stored values: updates are renewals as they happen
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case e, ok := <-w.Updates():
+				if !ok {
+					return errWatchClosed
+				}
+				if e == nil {
+					live = true
+					continue
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				var lease protocol.HostLease
+				if json.Unmarshal(e.Value(), &lease) != nil || lease.Host == "" || lease.SelfTimeoutMs < 0 {
+					continue
+				}
+				now := time.Now()
+				at := now
+				if !live && e.Created().Before(now) {
+					at = e.Created()
+				}
+				sh.leases.renewed(lease.Host, at)
+				selfTimeout := time.Duration(lease.SelfTimeoutMs) * time.Millisecond
+				if p := sh.s.cfg.Policy.FenceSelfTimeout; selfTimeout != p && warned[lease.Host] != lease.SelfTimeoutMs {
+					warned[lease.Host] = lease.SelfTimeoutMs
+					sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
+						"host", lease.Host, "agent", selfTimeout, "policy", p)
+				}
+				if now.Sub(fed[lease.Host]) >= leaseFeedEvery {
+					fed[lease.Host] = now
+					_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, RenewedAt: at, SelfTimeout: selfTimeout}, false)
+				}
+				if lease.AwaitingReconcile {
+					sh.reconcile(ctx, lease.Host, asked)
+				}
 			}
 		}
+	})
+}
+
+// errWatchClosed is a key-value watch that ended without being stopped.
+var errWatchClosed = errors.New("watch closed")
+
+// keepWatching runs watch until ctx ends, and again a second after each time
+// it stops early. A watch is opened once per leadership, and a leader elected
+// during a JetStream failover may find the bucket without a leader for
+// seconds: giving up then left the leases unwatched for the whole term, so
+// no self-fenced host was ever reconciled and, after an outage that fenced
+// every host, every VM was refused everywhere until declared unrecoverable
+// (e2e, the leader of the hosts bucket killed).
+func (sh *shell) keepWatching(ctx context.Context, what string, watch func(context.Context) error) {
+	for {
+		err := watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		sh.log.Warn("watch stopped; starting it again", "watch", what, "error", err)
+		sleep(ctx, time.Second)
 	}
 }
 

@@ -189,34 +189,39 @@ func (sh *shell) feedInventory(ctx context.Context) {
 }
 
 // watchInventory follows registrations and removals (xenft vm add/remove).
+// A watch started again (after a failover) replays every registration, so
+// none made meanwhile is missed.
 func (sh *shell) watchInventory(ctx context.Context) {
-	w, err := sh.s.inventory.vms.WatchAll(ctx, jetstream.UpdatesOnly())
-	if err != nil {
-		sh.log.Error("cannot watch the inventory", "error", err)
-		return
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				_ = sh.feed(ctx, core.VMUnregistered{At: time.Now(), VM: e.Key()}, false)
-				continue
-			}
-			var v VMSpec
-			if json.Unmarshal(e.Value(), &v) == nil {
-				_ = sh.feed(ctx, core.VMRegistered{At: time.Now(), Config: v.VMConfig}, false)
+	opts := []jetstream.WatchOpt{jetstream.UpdatesOnly()} // feedInventory read the rest
+	sh.keepWatching(ctx, "inventory", func(ctx context.Context) error {
+		w, err := sh.s.inventory.vms.WatchAll(ctx, opts...)
+		if err != nil {
+			return err
+		}
+		opts = nil
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case e, ok := <-w.Updates():
+				if !ok {
+					return errWatchClosed
+				}
+				if e == nil {
+					continue
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					_ = sh.feed(ctx, core.VMUnregistered{At: time.Now(), VM: e.Key()}, false)
+					continue
+				}
+				var v VMSpec
+				if json.Unmarshal(e.Value(), &v) == nil {
+					_ = sh.feed(ctx, core.VMRegistered{At: time.Now(), Config: v.VMConfig}, false)
+				}
 			}
 		}
-	}
+	})
 }
 
 // feedCatalog tells the core every committed checkpoint the catalog holds.
