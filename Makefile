@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/xenft
 FUZZTIME ?= 30s
 
-.PHONY: build run test test-short bench lint fuzz xen-e2e clean
+.PHONY: build run test test-short e2e bench lint fuzz xen-e2e clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/xenft
@@ -20,6 +20,11 @@ test:
 test-short:
 	$(GO) test -race -short ./...
 
+## e2e: the chaos suite (e2e/doc.go): separate processes (3 NATS servers, 2 supervisors,
+## 2 detectors, 4 agents on the fake xl), one fault per scenario (5-8 min; the partition needs root)
+e2e:
+	$(GO) test -race -tags e2e -timeout 15m -count=1 -v ./e2e
+
 ## bench: every benchmark in quick mode; writes bench/RESULTS.md
 bench:
 	bash bench/run.sh
@@ -27,6 +32,7 @@ bench:
 ## lint: go vet and gofmt
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## fuzz: a short run of every fuzz target (FUZZTIME=60s for longer)

@@ -1,0 +1,61 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// corruptImage flips one byte in the middle of an image in the object
+// store and keeps the checksum xenft recorded for it, as bit rot in the
+// store would: the object store's own digest is recomputed by the
+// rewrite, so only xenft's end-to-end check (catalog and store records
+// against what is read) can notice.
+func (c *cluster) corruptImage(key string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	obj, err := c.bus.Images(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	info, err := obj.GetInfo(ctx, key)
+	if err != nil {
+		c.t.Fatalf("image %s: %v", key, err)
+	}
+	data, err := obj.GetBytes(ctx, key)
+	if err != nil {
+		c.t.Fatalf("read image %s: %v", key, err)
+	}
+	data[len(data)/2] ^= 0xff
+	recorded := maps.Clone(info.Metadata)
+	meta := jetstream.ObjectMeta{Name: key, Opts: info.Opts}
+	if _, err := obj.PutBytes(ctx, key, data); err != nil {
+		c.t.Fatalf("rewrite image %s: %v", key, err)
+	}
+	meta.Metadata = recorded
+	if err := obj.UpdateMeta(ctx, key, meta); err != nil {
+		c.t.Fatalf("restore the recorded checksum of %s: %v", key, err)
+	}
+	c.logf("image %s corrupted: byte %d flipped, recorded checksum kept", key, len(data)/2)
+}
+
+// imagesUnder lists the images the store holds under prefix.
+func (c *cluster) imagesUnder(prefix string) []string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	infos, err := c.images.List(ctx, prefix)
+	if err != nil {
+		c.t.Fatalf("list images under %s: %v", prefix, err)
+	}
+	var keys []string
+	for _, i := range infos {
+		keys = append(keys, i.Key)
+	}
+	return keys
+}
