@@ -88,6 +88,11 @@ stop_all() {
 dump() {
 	for r in $ROLES; do
 		[ -f "$W/$r.log" ] || continue
+		# A crash's first lines say what it was; its tail is a goroutine dump.
+		if grep -q -E '^(panic: |fatal error: |unexpected fault|SIG[A-Z]+: )' "$W/$r.log"; then
+			echo "----- $r.log: CRASHED"
+			grep -m 1 -A 12 -E '^(panic: |fatal error: |unexpected fault|SIG[A-Z]+: )' "$W/$r.log"
+		fi
 		echo "----- $r.log (last 30 lines)"
 		tail -n 30 "$W/$r.log"
 	done
@@ -230,6 +235,10 @@ say "$VM is domain $(domid) now, state $(state)"
 waitfor 60 "vm.restarted is in the stream" has_event vm.restarted
 grep ' vm.restarted ' "$W/events.log" | grep -q 'checkpoint_seq=1 cold_start=false' ||
 	fail "vm.restarted does not say restored from checkpoint 1"
+# The agent reported the crash and nothing else: not the domain its own
+# restore built, which xl lists as "(null)" until it has its name.
+n=$(grep -c 'vm failed' "$W/agent.log")
+[ "$n" = 1 ] || fail "the agent reported $n VM failures, want 1 (the crash): $(grep 'vm failed' "$W/agent.log")"
 "$XL" list
 
 if [ "$GUEST_CHECKS" = 1 ]; then
