@@ -9,20 +9,19 @@ import (
 // Hold marks vm as being worked on by another part of this agent (the
 // checkpointer's capture, whose `xl save -p` suspends the guest: it shows as
 // shut down, ---ss-, while the save runs). Until release is called the
-// watcher does not report it, and a change seen across the hold is taken as
-// ours. A domain still dead after the hold (a killed save) is reported on the
-// next round.
+// watcher does not judge it; it keeps the copy it saw before the hold and
+// judges that once the hold ends. A capture leaves its domain alive (paused
+// or running, same domain id), so a domain dead or gone after the hold (a
+// save killed with its guest, a crash just after it) is reported.
 func (r *Restarter) Hold(vm string) (release func()) {
 	r.mu.Lock()
 	r.gen++
-	r.touched[vm] = r.gen
 	r.busy[vm]++
 	r.mu.Unlock()
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.gen++
-		r.touched[vm] = r.gen
 		if r.busy[vm]--; r.busy[vm] <= 0 {
 			delete(r.busy, vm)
 		}

@@ -65,12 +65,15 @@ type Restarter struct {
 	newest  map[string]events.Epoch
 	// ops are the ops in flight, which a self-fence cancels.
 	ops map[*op]struct{}
-	// gen counts op starts and ends; touched[vm] is gen at the last start
-	// or end of an op on vm, busy[vm] the ops on it in flight. The watcher
-	// does not report a change it cannot prove was not ours.
-	gen     uint64
-	touched map[string]uint64
-	busy    map[string]int
+	// gen counts op starts and ends. busy[vm] counts the ops on vm in flight
+	// (commands and holds); replacing[vm] those that may remove or replace
+	// its domain (destroy, restore, cold start), and replaced[vm] is gen at
+	// the last start or end of one. The watcher does not report a change it
+	// cannot prove was not ours, and judges a held domain once the hold ends.
+	gen       uint64
+	busy      map[string]int
+	replacing map[string]int
+	replaced  map[string]uint64
 	// started are the domains this agent restored or created, by VM: a
 	// retried command finds its own work done instead of a foreign copy.
 	started map[string]startedDomain
@@ -126,7 +129,7 @@ func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *eve
 		log:    log.Named("restarter").With("host", id.Host),
 		spare:  map[string]bool{},
 		vmLock: map[string]chan struct{}{}, current: map[string]*op{}, newest: map[string]events.Epoch{},
-		ops: map[*op]struct{}{}, touched: map[string]uint64{}, busy: map[string]int{},
+		ops: map[*op]struct{}{}, busy: map[string]int{}, replacing: map[string]int{}, replaced: map[string]uint64{},
 		started: map[string]startedDomain{}, fencedPaused: map[string]int{},
 	}
 	for _, s := range cfg.Fence.Spare {
@@ -226,9 +229,18 @@ func (r *Restarter) begin(ctx context.Context, verb, vm string, e events.Epoch, 
 	r.ops[o] = struct{}{}
 	r.current[vm] = o
 	r.gen++
-	r.touched[vm] = r.gen
 	r.busy[vm]++
+	if replaces(verb) {
+		r.replacing[vm]++
+		r.replaced[vm] = r.gen
+	}
 	return o, octx, nil
+}
+
+// replaces says whether a command may remove or replace its VM's domain
+// (unpause leaves the same domain alive).
+func replaces(verb string) bool {
+	return verb == VerbDestroy || verb == VerbRestore || verb == VerbColdStart
 }
 
 // end releases what begin took.
@@ -240,10 +252,15 @@ func (r *Restarter) end(o *op) {
 		delete(r.current, o.vm)
 	}
 	r.gen++
-	r.touched[o.vm] = r.gen
 	r.busy[o.vm]--
 	if r.busy[o.vm] == 0 {
 		delete(r.busy, o.vm)
+	}
+	if replaces(o.verb) {
+		r.replaced[o.vm] = r.gen
+		if r.replacing[o.vm]--; r.replacing[o.vm] <= 0 {
+			delete(r.replacing, o.vm)
+		}
 	}
 	slot := r.vmLock[o.vm]
 	r.mu.Unlock()

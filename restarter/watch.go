@@ -17,9 +17,11 @@ import (
 // listing. A domain seen alive (running, blocked or paused) that is now
 // missing, crashed, shut down, dying, or alive under another domain id (a
 // guest reboot or on_crash=restart: its memory state is lost) is reported
-// once as vm.failed — unless a command of ours on that VM was in flight or
-// ran between the two listings (a destroy, a restore, a cold start), which
-// the gen/touched/busy bookkeeping of begin/end proves. Domain-0 is never
+// once as vm.failed — unless a command of ours that may remove or replace
+// it (a destroy, a restore, a cold start) was in flight or ran between the
+// two listings, which the gen/replaced/replacing bookkeeping of begin/end
+// proves. A domain held by a capture (Hold) or being unpaused is judged
+// after that ends, against the copy seen before: those leave it alive. Domain-0 is never
 // reported. Nothing is detected while the host is self-fenced; what the
 // fence killed is reported by the fence (fence.go, step 4).
 
@@ -93,13 +95,21 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 		clear(w.seen)
 		return
 	}
+	held := map[string]xen.Domain{}
 	for name, was := range w.seen {
 		d, ok := now[name]
 		if ok && d.ID == was.ID && d.State.Alive() {
 			continue
 		}
-		if r.busy[name] > 0 || r.touched[name] > w.gen {
-			continue // ours, or maybe ours
+		if r.replacing[name] > 0 || r.replaced[name] > w.gen {
+			continue // a destroy, restore or cold start of ours: ours, or maybe ours
+		}
+		if r.busy[name] > 0 {
+			// Held by a capture (its save suspends the guest) or being
+			// unpaused: neither removes the domain, so the copy seen
+			// before is judged once that ends, not forgotten.
+			held[name] = was
+			continue
 		}
 		group := ""
 		if s, ok := r.started[name]; ok && s.domID == was.ID {
@@ -113,6 +123,11 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 	for name, d := range now {
 		if d.State.Alive() {
 			w.seen[name] = d
+		}
+	}
+	for name, was := range held {
+		if _, ok := w.seen[name]; !ok {
+			w.seen[name] = was
 		}
 	}
 	w.gen = gen

@@ -134,3 +134,53 @@ func TestUnnamedDomainIsNotReported(t *testing.T) {
 		t.Fatalf("dropped reports:\n%s", strings.Join(got, ""))
 	}
 }
+
+// A capture holds its domain (Hold) while `xl save -p` suspends it; the hold
+// leaves the domain alive. A crash right after the hold ends — before the
+// watcher has listed the domain again — is still a crash and is reported
+// (it once fell between the rounds: the change was "maybe ours" and the
+// domain was forgotten).
+func TestCrashRightAfterACaptureHoldIsReported(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("n1", agentOptions{})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(2) // seen alive
+	release := a.r.Hold("vm1")
+	a.waitWatchRounds(2) // rounds during the hold
+	release()
+	if err := a.hv.Destroy(context.Background(), "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(e.vmFailed("vm1")) > 0 }, "no vm.failed for vm1 crashed after a capture")
+	a.waitWatchRounds(3)
+	if got := e.vmFailed("vm1"); len(got) != 1 || !strings.Contains(got[0].Reason, "vanished") {
+		t.Fatalf("vm.failed for vm1: %+v, want exactly one, vanished", got)
+	}
+}
+
+// A domain that dies during a capture's hold (a save killed with its guest)
+// is reported once the hold ends, not forgotten.
+func TestDomainThatDiesDuringACaptureHoldIsReportedAfterIt(t *testing.T) {
+	e := newEnv(t)
+	a := e.agent("n1", agentOptions{})
+	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(2)
+	release := a.r.Hold("vm1")
+	if err := a.hv.Destroy(context.Background(), "vm1"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitWatchRounds(3) // gone while held: not judged yet
+	if got := e.vmFailed("vm1"); len(got) != 0 {
+		t.Fatalf("vm.failed during the hold: %+v", got)
+	}
+	release()
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(e.vmFailed("vm1")) > 0 }, "no vm.failed for vm1 gone during a capture")
+	a.waitWatchRounds(3)
+	if got := e.vmFailed("vm1"); len(got) != 1 {
+		t.Fatalf("%d vm.failed for vm1, want exactly 1: %+v", len(got), got)
+	}
+}
