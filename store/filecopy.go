@@ -21,17 +21,20 @@ const fileCopyChunk = 8 << 20
 // errSourceChanged is returned when the source file shrinks under the copy.
 var errSourceChanged = errors.New("source file changed during the copy")
 
-// hashedFileCopy copies the regular file src into the file dst with one
-// memory copy per byte, as cp does, plus the SHA-256 that cp does not take.
-// src is mapped read-only: the writes go from its page cache straight into
-// dst's, and the hasher reads the same mapped pages in parallel, one chunk
-// behind. The user-space path (hashedCopy) copies every byte twice, out of
-// the source's page cache and into dst's. The agent's upload is always this
-// case: the spooled image is a file and so is the store's temporary image.
+// hashedFileCopy copies the regular file src into the file dst the way cp
+// does, plus the SHA-256 that cp does not take. The kernel copies the bytes
+// (copy_file_range: page cache to page cache, as cp), chunk by chunk, while
+// the hasher reads each copied chunk from src mapped read-only: nothing is
+// copied out to user space (hashedCopy, the general path, copies every byte
+// out of the source's page cache and back into dst's). On this machine the
+// hash is then the whole cost: SHA-256 of data coming from memory runs at
+// about 1.1-1.2 GB/s with SHA-NI, a little slower than cp+sync. The agent's
+// upload is always this case: the spooled image is a file and so is the
+// store's temporary image.
 //
 // ok is false when src cannot be mapped (not a regular file, empty, a file
-// system without mmap): nothing was read or written, and the caller copies
-// the other way.
+// system without mmap, a partly read file): nothing was read or written,
+// and the caller copies the other way.
 func hashedFileCopy(ctx context.Context, dst, src *os.File) (n int64, sum string, ok bool, err error) {
 	fi, err := src.Stat()
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 || int64(int(fi.Size())) != fi.Size() {
@@ -68,6 +71,7 @@ func hashedFileCopy(ctx context.Context, dst, src *os.File) (n int64, sum string
 		done <- result{hex.EncodeToString(h.Sum(nil)), err}
 	}()
 	var off int
+	kernelCopy := true
 	fault := readMapped(func() {
 		for off < int(size) {
 			if err = ctx.Err(); err != nil {
@@ -75,7 +79,7 @@ func hashedFileCopy(ctx context.Context, dst, src *os.File) (n int64, sum string
 			}
 			end := min(off+fileCopyChunk, int(size))
 			var w int
-			w, err = dst.Write(m[off:end])
+			w, err = copyRange(dst, src, m, off, end, &kernelCopy)
 			if w > 0 {
 				spans <- span{off, w}
 				// Advisory, as in earlyWriteback: fsync decides durability.
@@ -115,4 +119,27 @@ func readMapped(f func()) (err error) {
 	}()
 	f()
 	return nil
+}
+
+// copyRange copies src's bytes [off, end) to dst's current offset: by the
+// kernel (copy_file_range: page cache to page cache, no user-space touch,
+// as cp does) while it can, else written from the mapping m. kernel is
+// cleared for good the first time the kernel declines (another file system
+// type, an old kernel), so a copy is never split between ways mid-chunk.
+func copyRange(dst, src *os.File, m []byte, off, end int, kernel *bool) (int, error) {
+	if *kernel {
+		in := int64(off)
+		n, err := unix.CopyFileRange(int(src.Fd()), &in, int(dst.Fd()), nil, end-off, 0)
+		switch {
+		case err == nil && n > 0:
+			return n, nil
+		case err == unix.EINTR:
+			return 0, nil
+		case err == nil, err == unix.EXDEV, err == unix.ENOSYS, err == unix.EINVAL, err == unix.EOPNOTSUPP:
+			*kernel = false // n == 0 before the end: the kernel cannot copy here
+		default:
+			return 0, err
+		}
+	}
+	return dst.Write(m[off:end])
 }
