@@ -93,10 +93,13 @@ func DecodeHeartbeat(b []byte) (Heartbeat, error) {
 	}
 	h, ok := scanHead(b)
 	if !ok {
-		h = beatHead{}
-		if err := json.Unmarshal(b, &h); err != nil {
+		// Its own variable: json.Unmarshal makes it escape, and only this
+		// path should pay for that allocation.
+		var slow beatHead
+		if err := json.Unmarshal(b, &slow); err != nil {
 			return Heartbeat{}, fmt.Errorf("%w: %v", ErrBadHeartbeat, err)
 		}
+		h = slow
 	}
 	switch {
 	case h.V != HeartbeatVersion:
@@ -269,12 +272,29 @@ func literal(b []byte, i int, lit string) (int, bool) {
 	return i + len(lit), true
 }
 
+// plainInString marks the bytes a JSON string may hold as they are: not
+// the closing quote, not an escape, not a control character. Skipping runs
+// of them with one table look-up per byte is most of what checking a beat's
+// inventory costs, so it is kept tight.
+var plainInString = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipString checks a JSON string with any escapes.
 func skipString(b []byte, i int) (int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return i, false
 	}
 	for j := i + 1; j < len(b); j++ {
+		for j < len(b) && plainInString[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			break
+		}
 		switch c := b[j]; {
 		case c == '"':
 			return j + 1, true
@@ -361,6 +381,12 @@ func scanString(b []byte, i int) ([]byte, int, bool) {
 		return nil, i, false
 	}
 	for j := i + 1; j < len(b); j++ {
+		for j < len(b) && b[j] < 0x80 && plainInString[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			break
+		}
 		switch c := b[j]; {
 		case c == '"':
 			return b[i+1 : j], j + 1, true
