@@ -24,7 +24,7 @@ func TestAgentCrashAgentBackAtOnceKeepsItsHost(t *testing.T) {
 	c.logf("agent n1 started again; its domains never stopped")
 	// Long enough for any decision to have been taken: past the self-fence
 	// deadline a restart elsewhere would have begun.
-	running := c.runsExactlyOnce(vmNames(), c.opts.fencing.deadline()+10*time.Second, recoveryTimeout)
+	running := c.runsExactlyOnce(vmNames(), c.opts.fencing.deadline()+5*time.Second, recoveryTimeout)
 	c.untouched(running, vmNames()...)
 	for _, vm := range vmNames() {
 		c.story.never(from, on(events.TypeVMRestarting, vm))

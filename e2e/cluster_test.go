@@ -140,7 +140,7 @@ func newCluster(t *testing.T, opts options) *cluster {
 	c.logf("servers up")
 	c.waitReplicated()
 	c.logf("streams replicated")
-	c.story = watchStory(t, c.bus, c.started.Add(-time.Second))
+	c.story = watchStory(t, c.bus)
 	if c.link != nil {
 		c.link.forward(t, c.servers)
 	}
@@ -209,7 +209,7 @@ func (c *cluster) connect(urls []string) {
 	c.t.Helper()
 	cfg := events.DefaultBusConfig()
 	cfg.URLs, cfg.Replicas, cfg.LeaderTTL, cfg.ClientName = urls, 3, leaderTTL, "e2e-test"
-	log := eventstest.Logger(c.t, hclog.Error)
+	log := eventstest.Logger(c.t, hclog.Warn)
 	var err error
 	c.eventually(60*time.Second, func() bool {
 		if c.bus == nil {
@@ -217,7 +217,9 @@ func (c *cluster) connect(urls []string) {
 				return false
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Short attempts: requests made before the cluster has a meta
+		// leader only time out, and the next one should follow soon after.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		err = c.bus.EnsureResources(ctx)
 		return err == nil

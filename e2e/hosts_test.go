@@ -42,7 +42,7 @@ var workload = []vm{
 
 var groups = []string{"mpi", "web"}
 
-const vmMemoryMiB = 16
+const vmMemoryMiB = 8
 
 // vmNames are the names of the workload's VMs, or of those in the groups
 // given.
