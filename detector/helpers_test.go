@@ -60,11 +60,12 @@ func fastConfig(id string) detector.Config {
 	cfg.MinStdDev = 30 * time.Millisecond
 	cfg.MaxSilence = 2 * time.Second
 	cfg.Tick = 20 * time.Millisecond
-	// The defaults scaled by the interval: probing starts 100 ms before the
-	// failure deadline, every 20 ms, each waiting 50 ms.
-	cfg.ProbeLead = 100 * time.Millisecond
-	cfg.ProbeInterval = 20 * time.Millisecond
-	cfg.ProbeTimeout = 50 * time.Millisecond
+	// Probing starts 250 ms before the failure deadline (about 0.41 s of
+	// silence), every 40 ms, each waiting 200 ms: generous, so that a loaded
+	// machine running the tests with -race still gets answers in time.
+	cfg.ProbeLead = 250 * time.Millisecond
+	cfg.ProbeInterval = 40 * time.Millisecond
+	cfg.ProbeTimeout = 200 * time.Millisecond
 	return cfg
 }
 
