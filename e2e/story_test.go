@@ -47,6 +47,7 @@ func watchStory(t *testing.T, bus *events.Bus) *story {
 // scenario's own.
 func (s *story) read(ctx context.Context, bus *events.Bus) {
 	var stream jetstream.Stream
+	var missingSince time.Time // when seq was first not found below the stream's last sequence
 	for seq := uint64(1); ctx.Err() == nil; {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		var msg *jetstream.RawStreamMsg
@@ -59,16 +60,28 @@ func (s *story) read(ctx context.Context, bus *events.Bus) {
 		}
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			// Not stored yet, or removed: skip only what lies below the
-			// stream's last sequence.
-			if info, ierr := stream.Info(rctx); ierr == nil && info.State.LastSeq > seq {
+			// stream's last sequence, and still is missing seconds later.
+			info, ierr := stream.Info(rctx)
+			switch {
+			case ierr != nil || info.State.LastSeq <= seq:
+				missingSince = time.Time{}
+			case missingSince.IsZero():
+				missingSince = time.Now()
+			case time.Since(missingSince) > 5*time.Second:
+				s.t.Logf("event stream: sequence %d not found while the stream is at %d; skipped", seq, info.State.LastSeq)
 				seq++
+				missingSince = time.Time{}
 				err = nil
 			}
 		}
 		cancel()
 		switch {
 		case msg != nil:
-			if ev, derr := events.Decode(msg.Data); derr == nil {
+			missingSince = time.Time{}
+			ev, derr := events.Decode(msg.Data)
+			if derr != nil {
+				s.t.Logf("event stream: sequence %d (%s) is not a valid event: %v", seq, msg.Subject, derr)
+			} else {
 				s.add(ev)
 			}
 			seq++
