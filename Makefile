@@ -21,7 +21,7 @@ test-short:
 	$(GO) test -race -short ./...
 
 ## e2e: the chaos suite (e2e/doc.go): separate processes (3 NATS servers, 2 supervisors,
-## 2 detectors, 4 agents on the fake xl), one fault per scenario (5-8 min; the partition needs root)
+## 2 detectors, 4 agents on the fake xl), one fault per scenario (about 4 min; the partition needs root)
 e2e:
 	$(GO) test -race -tags e2e -timeout 15m -count=1 -v ./e2e
 

@@ -30,29 +30,37 @@
 // every VM whose policy restarts it runs exactly once across the four hosts
 // and keeps doing so for a few seconds; a VM that was restored resumed from
 // the progress recorded in the image of its group's latest verified
-// committed checkpoint (taken before the fault, checked by reading the
-// images); and the event stream tells the story in order (node.failed,
-// node.fenced, vm.restarting, vm.restarted, group.rolled_back, ...), with
-// no VM restarted twice. At the end no xenft or fake xl process is left.
+// committed checkpoint (found before the fault by reading every image, as a
+// restore would); and the event stream tells the story in order
+// (node.failed, node.fenced, vm.restarting, vm.restarted,
+// group.rolled_back, ...), with no VM restarted twice. At the end no xenft
+// or fake xl process is left. The story is read from the stream one
+// sequence after the other (story_test.go says why not through a consumer).
 //
-//   - host crash: the agent and its domains die (SIGKILL, power cut);
-//   - agent crash with the domains alive: either the agent comes back at
-//     once and keeps its host, or it stays dead and the fence command powers
-//     the host off before its VMs start elsewhere;
-//   - network partition of one agent: the agent runs in a network namespace
-//     behind a veth pair whose link the test takes down (packets vanish, TCP
-//     stalls); it must fence itself, its VMs restart elsewhere, and when the
-//     link comes back it rejoins without a second copy of anything. Needs
-//     root (ip netns); skipped with a message otherwise;
-//   - the leading supervisor killed while restores are in flight;
-//   - one of the three NATS servers killed;
-//   - a checkpoint whose save fails: it aborts, and a later rollback uses
-//     the previous one;
-//   - the latest checkpoint's image corrupted: the rollback falls back to
-//     the previous verified checkpoint for the whole group.
+//   - host crash (host_crash_test.go): the agent, its xl calls and its
+//     domains die at once;
+//   - agent crash with the domains alive (agent_crash_test.go): either the
+//     agent comes back at once and keeps its host, or it stays dead and the
+//     fence command powers the host off before its VMs start elsewhere;
+//   - network partition of one agent (partition_test.go): the agent runs in
+//     a network namespace behind a veth pair whose link the test takes down
+//     (packets vanish, TCP stalls); it must fence itself before its VMs
+//     restart elsewhere, and when the link comes back it rejoins without a
+//     second copy of anything. Needs root and ip (iproute2); skipped with a
+//     message otherwise;
+//   - the leading supervisor killed while restores are in flight
+//     (leader_test.go);
+//   - one NATS server killed, the one leading the hosts bucket
+//     (nats_test.go): with a lease window longer than a JetStream failover
+//     nothing may happen; with a shorter one every host fences itself and
+//     every group must come back, once;
+//   - a checkpoint whose save fails, and the latest checkpoint's image
+//     corrupted (checkpoint_faults_test.go): the rollback uses the previous
+//     verified checkpoint, for the whole group.
 //
-// Timing: fence timeouts and leases are shortened (seconds) so that each
-// scenario takes well under a minute; every wait has a deadline of tens of
-// seconds, generous for a loaded 2-core machine, and the package's total is
-// bounded by go test -timeout.
+// Timing: fence timeouts and leases are shortened (a host's VMs restart 7 s
+// after its last beat) so that a scenario takes under a minute and the
+// suite about four on two cores; every wait has a deadline of tens of
+// seconds, generous for a loaded machine, and the whole is bounded by go
+// test -timeout.
 package e2e
