@@ -5,9 +5,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/supervisor"
 )
@@ -22,13 +24,15 @@ func TestCheckpointSaveFailure(t *testing.T) {
 	from := c.story.mark()
 	c.failNextXL("n2", "save")
 	rep, err := supervisor.RequestCheckpoint(context.Background(), c.bus, "mpi", true, 60*time.Second)
-	if err == nil && rep.Record != nil && rep.Record.State == "committed" {
+	if err == nil && rep.Record != nil && rep.Record.State == checkpointer.Committed {
 		t.Fatalf("checkpoint mpi/%d committed although mpi-1's save failed", rep.Record.Seq)
 	}
 	failed := cuts["mpi"].Seq + 1
 	c.story.waitFor(from, recoveryTimeout,
 		on(events.TypeCheckpointStarted, "mpi").where("seq", func(d eventData) bool { return d.Seq == failed }),
-		on(events.TypeCheckpointAborted, "mpi").where("seq, member mpi-1", func(d eventData) bool { return d.Seq == failed && d.VM == "mpi-1" }))
+		on(events.TypeCheckpointAborted, "mpi").where("mpi-1's save failed", func(d eventData) bool {
+			return d.Seq == failed && d.VM == "mpi-1" && strings.Contains(d.Reason, "xl save mpi-1")
+		}))
 	c.logf("checkpoint mpi/%d aborted (%v)", failed, err)
 	c.story.never(from, on(events.TypeCheckpointCommitted, "mpi"))
 	running := c.runsExactlyOnce(vmNames(), stableFor, recoveryTimeout)
@@ -69,7 +73,9 @@ func TestCorruptLatestImage(t *testing.T) {
 	c.crashHost("n1")
 	c.story.waitFor(from, recoveryTimeout,
 		on(events.TypeNodeFailed, "n1"),
-		on(events.TypeVMRestartFailed, "mpi-1"),
+		on(events.TypeVMRestarting, "mpi-1").fromCheckpoint(latest.Seq),
+		on(events.TypeVMRestartFailed, "mpi-1").where("image corrupt", func(d eventData) bool { return strings.Contains(d.Error, "corrupt") }),
+		on(events.TypeVMRestarting, "mpi-1").fromCheckpoint(cuts["mpi"].Seq),
 		on(events.TypeGroupRolledBack, "mpi").fromCheckpoint(cuts["mpi"].Seq))
 	c.expectRollback(from, "n1", events.FenceSelf, cuts)
 }
