@@ -3,9 +3,8 @@
 package e2e
 
 import (
-	"time"
-
 	"testing"
+	"time"
 
 	"github.com/xenft/xenft/events"
 )
@@ -22,10 +21,17 @@ func TestAgentCrashAgentBackAtOnceKeepsItsHost(t *testing.T) {
 	c.kill("n1")
 	c.startAgent("n1")
 	c.logf("agent n1 started again; its domains never stopped")
+	c.story.waitFor(from, recoveryTimeout, on(events.TypeNodeRecovered, "n1").where("new incarnation",
+		func(d eventData) bool { return d.NewIncarnation }))
 	// Long enough for any decision to have been taken: past the self-fence
 	// deadline a restart elsewhere would have begun.
 	running := c.runsExactlyOnce(vmNames(), c.opts.fencing.deadline()+5*time.Second, recoveryTimeout)
 	c.untouched(running, vmNames()...)
+	for _, v := range workload {
+		if running[v.name].host != v.host {
+			t.Errorf("%s runs on %s, not on %s where it ran before", v.name, running[v.name].host, v.host)
+		}
+	}
 	for _, vm := range vmNames() {
 		c.story.never(from, on(events.TypeVMRestarting, vm))
 	}
