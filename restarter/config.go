@@ -88,14 +88,21 @@ func DefaultConfig() Config {
 		Fence: FenceConfig{
 			// The heartbeat's pace: a renewal is one KV put.
 			RenewInterval: time.Second,
-			// Ten missed renewals. Long enough that a bus hiccup (a NATS
-			// server restart, a JetStream leader election, a reconnect,
-			// a long GC pause: seconds) does not make healthy hosts kill
-			// their guests — a bus outage longer than this does, on
-			// every host, by design. Short because a silent host's VMs
-			// are restored only after last beat + self_timeout +
-			// the supervisor's margin: it is downtime.
-			SelfTimeout: 10 * time.Second,
+			// Twenty missed renewals. Long enough that a bus hiccup (a
+			// NATS server restart, a reconnect, a long GC pause) does not
+			// make healthy hosts kill their guests, and above all that
+			// losing the server that leads xenft_hosts does not: the two
+			// left elect a new leader only after NATS's election timeout
+			// (4-9 s, not configurable), and no renewal is acknowledged
+			// meanwhile. At 10 s (a window of 10 − 3 = 7 s) e2e's
+			// TestOneNATSServerKilled saw a healthy host fence itself in
+			// one run of two; 20 − 3 = 17 s leaves twice the worst
+			// election. A bus outage longer than this empties every host,
+			// by design. Not longer, because a silent host's VMs are
+			// restored only after last beat + self_timeout + the
+			// supervisor's margin unless a fence command powers it off:
+			// it is downtime. Configure a fence command.
+			SelfTimeout: 20 * time.Second,
 			// xl destroy takes about a second per domain and the fence
 			// destroys them in parallel; three seconds leaves room for a
 			// slow toolstack and still lets seven renewals fail first.

@@ -28,7 +28,7 @@ func TestValidateNamesTheOffendingKey(t *testing.T) {
 		{"renew interval", func(c *restarter.Config) { c.Fence.RenewInterval = 0 }, "agent.restart.fence.renew_interval"},
 		{"self timeout too short", func(c *restarter.Config) { c.Fence.SelfTimeout = 2 * time.Second },
 			"agent.restart.fence.self_timeout: must be at least 3 × fence.renew_interval"},
-		{"action timeout too long", func(c *restarter.Config) { c.Fence.ActionTimeout = 9 * time.Second },
+		{"action timeout too long", func(c *restarter.Config) { c.Fence.ActionTimeout = c.Fence.SelfTimeout - time.Second },
 			"agent.restart.fence.action_timeout: must be at most fence.self_timeout − 2 × fence.renew_interval"},
 		{"action", func(c *restarter.Config) { c.Fence.Action = "reboot" }, "agent.restart.fence.action"},
 		{"spare", func(c *restarter.Config) { c.Fence.Spare = []string{""} }, "agent.restart.fence.spare"},

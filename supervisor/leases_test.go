@@ -54,12 +54,12 @@ func TestRenewingLeaseHoldsTheSelfFenceDeadlineOfAHostWithoutBeats(t *testing.T)
 	go func() { defer wg.Done(); _ = beacon.Run(beaconCtx) }()
 
 	// Its agent renews its lease as restarter does, announcing a
-	// self-timeout of 20 s where the supervisor's policy says 10 s.
+	// self-timeout of 30 s where the supervisor's policy says 20 s.
 	hosts, err := bus.KV(ctx, bus.Names().Hosts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	const agentSelfTimeout = 20 * time.Second
+	const agentSelfTimeout = 30 * time.Second
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -119,8 +119,8 @@ func TestRenewingLeaseHoldsTheSelfFenceDeadlineOfAHostWithoutBeats(t *testing.T)
 		t.Fatal(err)
 	}
 	// Counted from the last beat alone the deadline would be last beat +
-	// 10 s + 5 s; the renewals (each fed at most a second late) and the
-	// agent's 20 s must carry it past last beat + 25 s, and keep it moving.
+	// 20 s + 5 s; the renewals (each fed at most a second late) and the
+	// agent's 30 s must carry it past last beat + 35 s, and keep it moving.
 	var first time.Time
 	eventstest.Eventually(t, 20*time.Second, func() bool {
 		h := host()

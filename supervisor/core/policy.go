@@ -51,11 +51,11 @@ type Policy struct {
 // detector's defaults (a dead host is reported about 3 s after its last beat).
 func DefaultPolicy() Policy {
 	return Policy{
-		// Ten lease renewals (every second) missed: a bus hiccup of a few
-		// seconds does not make healthy hosts kill their domains, and a
-		// silent host's VMs are restored about 15 s after its last beat
-		// when no fence command is configured.
-		FenceSelfTimeout: 10 * time.Second,
+		// The agents' default (restarter.DefaultConfig says why 20 s: a
+		// JetStream leader election must not make healthy hosts fence
+		// themselves). A silent host's VMs are restored about 25 s after
+		// its last beat when no fence command is configured.
+		FenceSelfTimeout: 20 * time.Second,
 		// Covers the skew between the clock that stamped the last beat and
 		// ours, a delayed delivery of that beat, and the agent's own time to
 		// destroy its domains once it gives up (xl destroy takes about a

@@ -33,8 +33,17 @@ type harness struct {
 	open []Command
 }
 
+// scriptPolicy is the policy the scripts were written against: the default
+// with a 10 s fence_self_timeout (their comments count deadlines as last beat
+// + 10 s + 5 s), so the default can change without rewriting every deadline.
+func scriptPolicy() Policy {
+	p := DefaultPolicy()
+	p.FenceSelfTimeout = 10 * time.Second
+	return p
+}
+
 func newHarness() *harness {
-	return &harness{s: NewState(DefaultPolicy()), now: t0, beats: map[string]*HostBeat{}}
+	return &harness{s: NewState(scriptPolicy()), now: t0, beats: map[string]*HostBeat{}}
 }
 
 // apply feeds in and renders the outcome; it checks the state after each step.
