@@ -40,8 +40,9 @@
 //   - host crash (host_crash_test.go): the agent, its xl calls and its
 //     domains die at once;
 //   - agent crash with the domains alive (agent_crash_test.go): either the
-//     agent comes back at once and keeps its host, or it stays dead and the
-//     fence command powers the host off before its VMs start elsewhere;
+//     agent comes back (at once, or after its host was declared failed) and
+//     keeps its host and its VMs, or it stays dead and the fence command
+//     powers the host off before its VMs start elsewhere;
 //   - network partition of one agent (partition_test.go): the agent runs in
 //     a network namespace behind a veth pair whose link the test takes down
 //     (packets vanish, TCP stalls); it must fence itself before its VMs
