@@ -10,28 +10,33 @@ import (
 	"time"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/restarter"
+	"github.com/xenft/xenft/supervisor/core"
 )
 
-// failoverFencing rides out a JetStream leader election: when a server
-// dies, the streams it led have no leader for NATS's election timeout (4 to
-// 9 s, not configurable) and no lease renewal is acknowledged meanwhile. An
-// agent fences itself when none was for self_timeout − action_timeout, so
-// that must exceed the election plus a renewal interval or two: 20 s − 3 s
-// here. The defaults (10 s − 3 s = 7 s) do not: with them a host fenced
-// itself in one run of two when the server that led the hosts bucket died.
-var failoverFencing = fencing{selfTimeout: 20 * time.Second, actionTimeout: 3 * time.Second, renew: time.Second, margin: 5 * time.Second}
+// defaultFencing is the production default, which must ride out a
+// JetStream leader election: when a server dies, the streams it led have no
+// leader for NATS's election timeout (4 to 9 s, not configurable) and no
+// lease renewal is acknowledged meanwhile. An agent fences itself when none
+// was for self_timeout − action_timeout, so that must exceed the election
+// plus a renewal interval or two: 20 s − 3 s by default. The former 10 s −
+// 3 s did not: with it a host fenced itself in one run of two here.
+var defaultFencing = func() fencing {
+	agent, policy := restarter.DefaultConfig().Fence, core.DefaultPolicy()
+	return fencing{selfTimeout: agent.SelfTimeout, actionTimeout: agent.ActionTimeout, renew: agent.RenewInterval, margin: policy.FenceMargin}
+}()
 
 // One of the three NATS servers is killed (SIGKILL): the one that leads the
 // hosts bucket, where every agent renews its self-fence lease, which makes
-// it the worst one to lose. With a lease window longer than a JetStream
-// failover, losing one server of three is not an outage: no host may be
-// declared failed or fence itself, no VM may restart. The cluster keeps
+// it the worst one to lose. With the default lease window, longer than a
+// JetStream failover, losing one server of three is not an outage: no host
+// may be declared failed or fence itself, no VM may restart. The cluster keeps
 // working on the two left: a checkpoint commits (its images replicated on
 // them) and a host crash afterwards is recovered from it (the host is
 // fenced by command: the 25 s self-fence deadline would only slow the
 // test). Then the server comes back and catches up.
 func TestOneNATSServerKilled(t *testing.T) {
-	c := newCluster(t, options{fencing: failoverFencing, fenceCommand: true})
+	c := newCluster(t, options{fencing: defaultFencing, fenceCommand: true})
 	c.checkpointAll()
 	from := c.story.mark()
 	victim := c.streamLeader("KV_" + c.bus.Names().Hosts())
