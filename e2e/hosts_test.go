@@ -56,15 +56,6 @@ func vmNames(inGroups ...string) []string {
 	return out
 }
 
-func groupOf(name string) string {
-	for _, v := range workload {
-		if v.name == name {
-			return v.group
-		}
-	}
-	return ""
-}
-
 func (c *cluster) xlEnv(host string) []string {
 	return []string{"FAKEXL_STATE=" + filepath.Join(c.dir, "xl-"+host), "FAKEXL_HOST=" + host}
 }

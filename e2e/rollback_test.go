@@ -10,7 +10,7 @@ import (
 )
 
 // Deadlines, generous for a loaded 2-core machine: detection takes a few
-// seconds and the self-fence deadline is 5 s after the last beat.
+// seconds and the self-fence deadline is 7 s after the last beat.
 const (
 	recoveryTimeout = 90 * time.Second // fault to every VM running again
 	stableFor       = 3 * time.Second  // how long "exactly once" must hold
