@@ -72,11 +72,19 @@ func (sh *shell) watchLeases(ctx context.Context) {
 		}
 		defer func() { _ = w.Stop() }()
 		live := false // past the stored values: updates are renewals as they happen
+		quiet := time.NewTicker(leaseWatchQuiet)
+		defer quiet.Stop()
+		lastUpdate := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-quiet.C:
+				if time.Since(lastUpdate) >= leaseWatchQuiet {
+					sh.reconcileFromBucket(ctx, kv, asked)
+				}
 			case e, ok := <-w.Updates():
+				lastUpdate = time.Now()
 				if !ok {
 					return errWatchClosed
 				}
@@ -113,6 +121,39 @@ func (sh *shell) watchLeases(ctx context.Context) {
 			}
 		}
 	})
+}
+
+// leaseWatchQuiet: every agent renews its lease every second, so a lease
+// watch without an update for this long is stalled, or there is nothing to
+// watch.
+const leaseWatchQuiet = 2 * time.Second
+
+// reconcileFromBucket reads the hosts bucket directly and reconciles every
+// host awaiting it. The lease watch can stall without an error: after the
+// server leading the bucket died, nats.go's ordered consumer delivered
+// nothing for 10 s (e2e), while every host, having fenced itself, refused
+// restores until reconciled and every VM's restore attempts ran out.
+func (sh *shell) reconcileFromBucket(ctx context.Context, kv jetstream.KeyValue, asked map[string]time.Time) {
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	keys, err := kv.ListKeys(lctx)
+	if err != nil {
+		return
+	}
+	var awaiting []string
+	for key := range keys.Keys() {
+		e, err := kv.Get(lctx, key)
+		if err != nil {
+			continue
+		}
+		var lease protocol.HostLease
+		if json.Unmarshal(e.Value(), &lease) == nil && lease.Host != "" && lease.AwaitingReconcile {
+			awaiting = append(awaiting, lease.Host)
+		}
+	}
+	for _, host := range awaiting {
+		sh.reconcile(ctx, host, asked)
+	}
 }
 
 // errWatchClosed is a key-value watch that ended without being stopped.
