@@ -1,6 +1,9 @@
 package store
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,72 +12,72 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A source file truncated under the copy faults on its mapped pages; the
-// copy must fail with a clear error, not crash the agent.
-func TestReadingATruncatedMappedSourceIsAnErrorNotACrash(t *testing.T) {
+// A source file truncated under the copy is an error naming the change,
+// whether the hasher or the kernel copy meets the new end first.
+func TestASourceTruncatedUnderTheCopyIsAnError(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "spooled.img")
 	if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, 1<<20, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	if err := os.Truncate(p, 0); err != nil {
-		t.Fatal(err)
-	}
-	var sink byte
-	err = readMapped(func() { sink = m[len(m)-1] })
-	if !errors.Is(err, errSourceChanged) {
-		t.Fatalf("reading a truncated mapping: %v (read %d), want errSourceChanged", err, sink)
-	}
-}
-
-// Where the kernel declines to copy (another file system type, an old
-// kernel), the range is written from the mapping: the same bytes land.
-func TestCopyRangeWritesFromTheMappingWhenTheKernelCannotCopy(t *testing.T) {
-	dir := t.TempDir()
-	want := []byte("0123456789abcdef")
-	src, err := os.Create(filepath.Join(dir, "src"))
+	src, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if _, err := src.Write(want); err != nil {
+	if err := os.Truncate(p, 1<<19); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := os.Create(filepath.Join(dir, "dst"))
+	if err := hashRange(sha256.New(), src, make([]byte, 4096), 0, 1<<20); !errors.Is(err, errSourceChanged) {
+		t.Fatalf("hashing past the new end: %v, want errSourceChanged", err)
+	}
+	dst, err := os.Create(filepath.Join(t.TempDir(), "dst"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	for _, kernel := range []bool{true, false} {
-		if err := dst.Truncate(0); err != nil {
-			t.Fatal(err)
+	if n, err := copyRange(dst, src, 1<<19, 1<<20); n != 0 || err != nil {
+		t.Fatalf("kernel copy from the new end: %d, %v; want 0 bytes and no error (the caller's cue)", n, err)
+	}
+}
+
+// Where the kernel declines to copy between two files (here: from a memfd,
+// on tmpfs, to a file on another file system type), hashedFileCopy writes
+// nothing and hands the copy back, so Put takes the user-space path. On a
+// kernel that copies across file systems it must copy correctly instead.
+func TestHashedFileCopyHandsBackWhatTheKernelCannotCopy(t *testing.T) {
+	want := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	fd, err := unix.MemfdCreate("xenft-test-src", 0)
+	if err != nil {
+		t.Fatalf("memfd_create: %v", err)
+	}
+	src := os.NewFile(uintptr(fd), "memfd")
+	defer src.Close()
+	if _, err := src.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.Create(filepath.Join(t.TempDir(), "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	n, sum, ok, err := hashedFileCopy(t.Context(), dst, src)
+	got, rerr := os.ReadFile(dst.Name())
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if !ok {
+		if n != 0 || err != nil || len(got) != 0 {
+			t.Fatalf("declined copy: n=%d err=%v, %d bytes written; want nothing done", n, err, len(got))
 		}
-		if _, err := dst.Seek(0, 0); err != nil {
-			t.Fatal(err)
+		t.Log("the kernel declined the cross-file-system copy, as Linux >= 5.19 does")
+		// What Put then does: the user-space path, from the same source.
+		n, sum, err = copyAndHash(t.Context(), dst, src)
+		if got, rerr = os.ReadFile(dst.Name()); rerr != nil {
+			t.Fatal(rerr)
 		}
-		k := kernel
-		for off := 0; off < len(want); {
-			n, err := copyRange(dst, src, want, off, min(off+5, len(want)), &k)
-			if err != nil {
-				t.Fatalf("kernel=%v: %v", kernel, err)
-			}
-			off += n
-		}
-		got, err := os.ReadFile(dst.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Fatalf("kernel=%v: copied %q, want %q", kernel, got, want)
-		}
+	}
+	h := sha256.Sum256(want)
+	if err != nil || n != int64(len(want)) || sum != hex.EncodeToString(h[:]) || !bytes.Equal(got, want) {
+		t.Fatalf("copy: n=%d sum=%s err=%v, bytes equal %v", n, sum, err, bytes.Equal(got, want))
 	}
 }
