@@ -340,9 +340,15 @@ func VerifyImage(ctx context.Context, path string) (ImageHeader, error) {
 }
 
 // saveImageFile writes an image to path atomically: a temp file in the same
-// directory, fsync, rename, fsync of the directory. A crash mid-save leaves
-// either the old file or none, never a torn image under the final name.
-func saveImageFile(ctx context.Context, path string, h *ImageHeader) (err error) {
+// directory, rename. A crash mid-save leaves either the old file or none,
+// never a torn image under the final name. With durable the file and its
+// directory are fsynced before and after the rename, for an image that is
+// the domain's only copy (a save that destroys it). Without, the image
+// stays in the page cache as `xl save` leaves it (xl opens, writes and
+// closes; it never fsyncs): a checkpoint's capture is uploaded at once and
+// the image store fsyncs its own copy, so an fsync here would only lengthen
+// the guest's pause by the disk's flush.
+func saveImageFile(ctx context.Context, path string, h *ImageHeader, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -357,14 +363,19 @@ func saveImageFile(ctx context.Context, path string, h *ImageHeader) (err error)
 	if err = writeImage(ctx, f, h); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if durable {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync() // best effort: some file systems refuse fsync on a directory

@@ -17,7 +17,7 @@ func saveTestImage(t *testing.T) (string, ImageHeader) {
 	h := ImageHeader{Name: "vm", UUID: "u-1", MemoryBytes: 4 << 20, Progress: 12345, Seed: seedOf("u-1"),
 		Config: []byte("name = \"vm\"\nmemory = 4\n")}
 	p := filepath.Join(t.TempDir(), "vm.img")
-	if err := saveImageFile(context.Background(), p, &h); err != nil {
+	if err := saveImageFile(context.Background(), p, &h, true); err != nil {
 		t.Fatal(err)
 	}
 	return p, h

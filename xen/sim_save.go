@@ -49,7 +49,7 @@ func (s *Sim) Save(ctx context.Context, dom, path string, opts SaveOptions) erro
 		Progress: d.progress(s.rate()), Seed: d.seed, Config: cfgText}
 	s.mu.Unlock()
 
-	werr := saveImageFile(ctx, path, &h)
+	werr := saveImageFile(ctx, path, &h, opts.Mode == SaveStop)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
