@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/supervisor"
 )
@@ -88,19 +91,30 @@ func newCheckpointCommand(a *app) *cobra.Command {
 
 	var showJSON bool
 	show := &cobra.Command{
-		Use:   "show GROUP SEQ",
-		Short: "Show one checkpoint and its images",
-		Args:  cobra.ExactArgs(2),
+		Use:   "show GROUP [SEQ]",
+		Short: "Show one checkpoint and its images (GROUP SEQ, GROUP/SEQ as list prints it, or GROUP for its latest committed)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usageErrorf("want GROUP SEQ, GROUP/SEQ or GROUP, got %d arguments", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			seq, err := strconv.ParseUint(args[1], 10, 64)
+			group, seq, err := parseCheckpointRef(args)
 			if err != nil {
-				return usageErrorf("SEQ: %q is not a checkpoint number", args[1])
+				return err
 			}
 			if err := a.setup(cmd, validateBus); err != nil {
 				return err
 			}
 			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, _ *events.Bus) error {
-				r, err := cat.Get(cmd.Context(), args[0], seq)
+				var r checkpointer.Record
+				var err error
+				if seq == 0 {
+					r, err = cat.Latest(cmd.Context(), group)
+				} else {
+					r, err = cat.Get(cmd.Context(), group, seq)
+				}
 				if err != nil {
 					return err
 				}
@@ -123,6 +137,13 @@ func newCheckpointCommand(a *app) *cobra.Command {
 			if err := a.setup(cmd, validateBus, validateStore); err != nil {
 				return err
 			}
+			if c := a.cfg.Store; c.Backend != "nats" {
+				// Verifying reads; it must not create an empty store where
+				// none was (NewDir would) and then report every image lost.
+				if fi, err := os.Stat(c.Dir); err != nil || !fi.IsDir() {
+					return fmt.Errorf("store.dir: %q is not a directory of images", c.Dir)
+				}
+			}
 			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, bus *events.Bus) error {
 				st, err := openStore(cmd.Context(), a.cfg.Store, bus)
 				if err != nil {
@@ -141,8 +162,37 @@ func newCheckpointCommand(a *app) *cobra.Command {
 		},
 	}
 	addBusFlags(a, verify)
+	// The images are read where the agents wrote them; without a shared
+	// config file (a `xenft up --data D` demo, a quick look from a login
+	// node) the store is named here.
+	verify.Flags().String("store-dir", "", "directory of the dir image store (store.dir)")
+	verify.Flags().String("store-backend", "", "image store: dir or nats (store.backend)")
+	a.flagKeys(verify, map[string]string{"store-dir": "store.dir", "store-backend": "store.backend"})
 	cmd.AddCommand(now, list, show, verify)
 	return cmd
+}
+
+// parseCheckpointRef reads show's arguments: GROUP SEQ, GROUP/SEQ (as list
+// and verify print a checkpoint) or GROUP alone, for which seq is 0 and
+// means the group's latest committed checkpoint.
+func parseCheckpointRef(args []string) (group string, seq uint64, err error) {
+	group, num := args[0], ""
+	if len(args) == 2 {
+		num = args[1]
+	} else if i := strings.LastIndexByte(group, '/'); i >= 0 {
+		group, num = group[:i], group[i+1:]
+	}
+	if !detector.ValidName(group) {
+		return "", 0, usageErrorf("GROUP: %q must be letters, digits, '.', '_' or '-'", group)
+	}
+	if num == "" {
+		return group, 0, nil
+	}
+	seq, err = strconv.ParseUint(num, 10, 64)
+	if err != nil || seq == 0 {
+		return "", 0, usageErrorf("SEQ: %q is not a checkpoint number", num)
+	}
+	return group, seq, nil
 }
 
 func withBus(ctx context.Context, a *app, f func(*events.Bus) error) error {

@@ -217,10 +217,13 @@ func (d *demo) register(ctx context.Context) error {
 
 func (d *demo) announce() {
 	if d.o.json {
-		d.rec.emit(map[string]any{"kind": "started", "nats_url": d.srv.ClientURL(), "hosts": d.o.hosts, "data": d.o.dataDir})
+		d.rec.emit(map[string]any{"kind": "started", "nats_url": d.srv.ClientURL(), "hosts": d.o.hosts, "data": d.o.dataDir,
+			"store_dir": filepath.Join(d.o.dataDir, "images")})
 		return
 	}
 	fmt.Fprintf(d.out, "xenft up: embedded NATS with JetStream at %s; %d simulated hosts; logs in %s\n",
 		d.srv.ClientURL(), d.o.hosts, filepath.Join(d.o.dataDir, "xenft-up.log"))
 	fmt.Fprintf(d.out, "  watch from another terminal: xenft events tail --nats %s\n", d.srv.ClientURL())
+	fmt.Fprintf(d.out, "  checkpoints: xenft checkpoint list --nats %s; verify their images: xenft checkpoint verify mpi --nats %[1]s --store-dir %s\n",
+		d.srv.ClientURL(), filepath.Join(d.o.dataDir, "images"))
 }
