@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +29,9 @@ type upOptions struct {
 	chaosEvery      time.Duration
 	checkpointEvery time.Duration
 	json            bool
+	// portAsked: the operator named a port (--port); then a busy port is
+	// an error, not a reason to take another.
+	portAsked bool
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -56,6 +61,7 @@ Ctrl-C stops everything and prints a summary (--json: JSON lines instead).`,
 			if err := a.setup(cmd, validateServer, validateBus); err != nil {
 				return err
 			}
+			o.portAsked = cmd.Flags().Changed("port")
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runUp(ctx, a, o, cmd.OutOrStdout())
@@ -72,6 +78,19 @@ Ctrl-C stops everything and prints a summary (--json: JSON lines instead).`,
 	f.Int("port", 0, "NATS client port, -1 for any free port (server.port)")
 	a.flagKeys(cmd, map[string]string{"port": "server.port"})
 	return cmd
+}
+
+// portFree reports whether host:port can be listened on now (-1, any
+// port, always can).
+func portFree(host string, port int) error {
+	if port == -1 {
+		return nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 // demoPolicy shortens the fencing times so a newcomer sees a recovery in
@@ -96,15 +115,20 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 	defer logFile.Close()
 	log := hclog.New(&hclog.LoggerOptions{Name: "xenft", Level: hclog.LevelFromString(cfg.Log.Level), Output: logFile, JSONFormat: cfg.Log.JSON})
 
+	if err := portFree(cfg.Server.Host, cfg.Server.Port); err != nil && o.portAsked {
+		// Said at once: the embedded server would only time out waiting
+		// to be ready.
+		return fmt.Errorf("server.port %d: %w", cfg.Server.Port, err)
+	}
 	srv, err := events.StartServer(cfg.Server, log, 15*time.Second)
-	if err != nil && cfg.Server.Port != -1 {
+	if err != nil && cfg.Server.Port != -1 && !o.portAsked {
 		// Port 4222 is often taken (another NATS, another xenft up): any
-		// free port will do for a demo.
+		// free port will do for a demo (the URL is printed).
 		cfg.Server.Port = -1
 		srv, err = events.StartServer(cfg.Server, log, 15*time.Second)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("server.port %d: %w", cfg.Server.Port, err)
 	}
 	defer srv.Shutdown()
 	busCfg := cfg.Bus
