@@ -22,6 +22,7 @@ import (
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/inventory"
 )
 
 // simAgents starts one checkpoint executor per host over a sim, answering on
@@ -46,7 +47,7 @@ func simAgents(t *testing.T, s *events.Server, st store.ImageStore, hosts int) {
 			t.Fatal(err)
 		}
 		b := eventstest.Bus(t, s)
-		beacon, err := detector.NewBeacon(b, host, simInventory{sim}, detector.BeaconConfig{Interval: 200 * time.Millisecond, InventoryInterval: 200 * time.Millisecond, InventoryTimeout: time.Second}, eventstest.Logger(t, hclog.Warn))
+		beacon, err := detector.NewBeacon(b, host, inventory.Host{Driver: sim}, detector.BeaconConfig{Interval: 200 * time.Millisecond, InventoryInterval: 200 * time.Millisecond, InventoryTimeout: time.Second}, eventstest.Logger(t, hclog.Warn))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,23 +55,6 @@ func simAgents(t *testing.T, s *events.Server, st store.ImageStore, hosts int) {
 		go func() { defer wg.Done(); _ = b.ServeCommands(ctx, host, ex.Handlers(), 8) }()
 		go func() { defer wg.Done(); _ = beacon.Run(ctx) }()
 	}
-}
-
-// simInventory is what a beacon reports of a sim host.
-type simInventory struct{ sim *xen.Sim }
-
-func (s simInventory) Domains(ctx context.Context) ([]detector.DomainSummary, error) {
-	doms, err := s.sim.List(ctx)
-	out := make([]detector.DomainSummary, len(doms))
-	for i, d := range doms {
-		out[i] = detector.DomainSummary{Name: d.Name, State: string(d.State), MemoryMiB: d.MemoryMiB}
-	}
-	return out, err
-}
-
-func (s simInventory) FreeMemoryMiB(ctx context.Context) (uint64, error) {
-	info, err := s.sim.HostInfo(ctx)
-	return info.FreeMemoryMiB, err
 }
 
 func TestLeaderCheckpointsGroupsOnScheduleAndOnDemand(t *testing.T) {

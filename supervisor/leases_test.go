@@ -19,6 +19,7 @@ import (
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/inventory"
 )
 
 // A host whose beats stop while its agent goes on renewing its fence lease has
@@ -43,7 +44,7 @@ func TestRenewingLeaseHoldsTheSelfFenceDeadlineOfAHostWithoutBeats(t *testing.T)
 	if err := sim.Create(ctx, cfgPath); err != nil {
 		t.Fatal(err)
 	}
-	beacon, err := detector.NewBeacon(eventstest.Bus(t, s), "n1", simInventory{sim},
+	beacon, err := detector.NewBeacon(eventstest.Bus(t, s), "n1", inventory.Host{Driver: sim},
 		detector.BeaconConfig{Interval: 200 * time.Millisecond, InventoryInterval: 200 * time.Millisecond, InventoryTimeout: time.Second},
 		eventstest.Logger(t, hclog.Warn))
 	if err != nil {

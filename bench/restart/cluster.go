@@ -20,6 +20,7 @@ import (
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/inventory"
 )
 
 // cluster is one measured world: an embedded NATS server with JetStream, a
@@ -71,31 +72,6 @@ func (c *costlySim) Restore(ctx context.Context, path string, opts xen.RestoreOp
 		}
 	}
 	return c.Sim.Restore(ctx, path, opts)
-}
-
-// hostInventory adapts a driver to what the beacon reports (as cmd/xenft's).
-type hostInventory struct{ hv xen.Hypervisor }
-
-var _ detector.HostInventory = hostInventory{}
-
-func (h hostInventory) Domains(ctx context.Context) ([]detector.DomainSummary, error) {
-	doms, err := h.hv.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]detector.DomainSummary, len(doms))
-	for i, d := range doms {
-		out[i] = detector.DomainSummary{Name: d.Name, State: string(d.State), MemoryMiB: d.MemoryMiB}
-	}
-	return out, nil
-}
-
-func (h hostInventory) FreeMemoryMiB(ctx context.Context) (uint64, error) {
-	info, err := h.hv.HostInfo(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.FreeMemoryMiB, nil
 }
 
 // shape is the size of a cluster.
@@ -186,7 +162,7 @@ func (c *cluster) startHost(actx, ctx context.Context, i int, sh shape) error {
 	// The composition of cmd/xenft/hostagent.go.
 	guard := &events.EpochGuard{}
 	bcfg := detector.DefaultBeaconConfig()
-	beacon, err := detector.NewBeacon(bus, name, hostInventory{hv}, bcfg, c.log)
+	beacon, err := detector.NewBeacon(bus, name, inventory.Host{Driver: hv}, bcfg, c.log)
 	if err != nil {
 		bus.Close()
 		return err

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
-	"github.com/xenft/xenft/xen"
 )
 
 func newDetectorCommand(a *app) *cobra.Command {
@@ -44,29 +41,4 @@ transition from several detectors is stored once. Runs until SIGINT or SIGTERM.`
 	a.flagKeys(cmd, map[string]string{"id": "detector.id"})
 	addBusFlags(a, cmd)
 	return cmd
-}
-
-// hostInventory adapts a xen driver to what the beacon reports.
-type hostInventory struct{ hv xen.Hypervisor }
-
-var _ detector.HostInventory = hostInventory{}
-
-func (h hostInventory) Domains(ctx context.Context) ([]detector.DomainSummary, error) {
-	doms, err := h.hv.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]detector.DomainSummary, len(doms))
-	for i, d := range doms {
-		out[i] = detector.DomainSummary{Name: d.Name, State: string(d.State), MemoryMiB: d.MemoryMiB}
-	}
-	return out, nil
-}
-
-func (h hostInventory) FreeMemoryMiB(ctx context.Context) (uint64, error) {
-	info, err := h.hv.HostInfo(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.FreeMemoryMiB, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
+	"github.com/xenft/xenft/xen/inventory"
 )
 
 // hostAgent is everything that runs in dom0 of one host: the heartbeat
@@ -36,7 +37,7 @@ func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.Image
 	host := cfg.Agent.Host
 	log = log.Named("agent").With("host", host)
 	guard := &events.EpochGuard{} // shared: a command of term N makes every older term stale here
-	beacon, err := detector.NewBeacon(bus, host, hostInventory{hv}, cfg.Heartbeat, log)
+	beacon, err := detector.NewBeacon(bus, host, inventory.Host{Driver: hv}, cfg.Heartbeat, log)
 	if err != nil {
 		return nil, err
 	}
