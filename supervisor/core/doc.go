@@ -60,6 +60,9 @@
 //     work until its domain list was reconciled). The domain list also makes
 //     a host destroy copies that run elsewhere, and shows VMs that vanished
 //     without a vm.failed report;
+//   - agents' lease renewals -> HostLeaseRenewed (with awaiting_reconcile),
+//     about every second per host, and at once when awaiting_reconcile
+//     changes;
 //   - vm.failed from agents -> VMFailed; the VM inventory -> VMRegistered,
 //     VMUnregistered; the checkpoint catalog and checkpoint.committed/deleted
 //     -> CheckpointCommitted, CheckpointDeleted;
@@ -94,6 +97,9 @@
 //   - placement (placement.go); retries with capped exponential backoff and
 //     re-placement (results.go); fallback past a corrupt image, cold start,
 //     unrecoverable (rollback.go retarget, startRollback);
+//   - a host whose agent fenced itself and awaits reconciliation: its
+//     refusals (OutcomeHostNotReady) are no attempts of the VM's, and it
+//     gets no work while it refuses or its lease says it awaits (ready.go);
 //   - storm guard (storm.go), flapping (hosts.go flap), returning hosts
 //     (hosts.go rejoin, sync, checkDomain), VMs vanished from beats
 //     (hosts.go missing), epochs (commands.go, results.go, apply.go

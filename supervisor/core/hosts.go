@@ -83,7 +83,8 @@ func later(a, b time.Time) time.Time {
 // onLease: an agent that renews its lease has not fenced itself. Only a
 // host failed by silence and waiting for its self-fence deadline has
 // anything to learn from that; other hosts only record the agent's
-// self-timeout when it changes (rarely: at the agent's start).
+// self-timeout when it changes (rarely: at the agent's start), and whether
+// the agent awaits reconciliation after a self-fence (ready.go).
 func (m *machine) onLease(in HostLeaseRenewed) error {
 	if in.Host == "" || in.SelfTimeout < 0 {
 		return fmt.Errorf("%w: lease renewal of %q with self-timeout %s", ErrInvalid, in.Host, in.SelfTimeout)
@@ -96,6 +97,7 @@ func (m *machine) onLease(in HostLeaseRenewed) error {
 		m.touchHost(h.Name)
 		h.SelfTimeout = in.SelfTimeout
 	}
+	m.awaiting(h, in.AwaitingReconcile)
 	if h.State == HostFailed && h.FailedBy == FailedBySilence {
 		renewed := m.now
 		if !in.RenewedAt.IsZero() && in.RenewedAt.Before(m.now) {

@@ -58,11 +58,16 @@ type HostBeat struct {
 // fence_self_timeout + fence_margin after its newest renewal either.
 // SelfTimeout is the agent's own fence.self_timeout, from the lease: when it
 // is longer than the policy's, the longer is what the deadline waits for.
+// AwaitingReconcile is the lease's awaiting_reconcile: the agent fenced
+// itself and refuses restores, cold starts and unpauses until a leader has
+// reconciled it (see OutcomeHostNotReady); the shell feeds a renewal at
+// once when this changes, and about every second while it holds.
 type HostLeaseRenewed struct {
-	At          time.Time     `json:"at"`
-	Host        string        `json:"host"`
-	RenewedAt   time.Time     `json:"renewed_at,omitzero"`
-	SelfTimeout time.Duration `json:"self_timeout,omitempty"`
+	At                time.Time     `json:"at"`
+	Host              string        `json:"host"`
+	RenewedAt         time.Time     `json:"renewed_at,omitzero"`
+	SelfTimeout       time.Duration `json:"self_timeout,omitempty"`
+	AwaitingReconcile bool          `json:"awaiting_reconcile,omitempty"`
 }
 
 // NodeSuspect is a detector's suspicion (node.suspect).
@@ -157,13 +162,20 @@ type VMFailed struct {
 type Outcome string
 
 // Outcomes. The shell maps the agent's error codes: retryable (and no answer
-// in time) -> OutcomeRetryable; corrupt, and not_found of a restore's image
-// -> OutcomeImageCorrupt; not_found of a destroy -> OutcomeOK (the domain is
-// gone); permanent and bad_request -> OutcomePermanent. A stale_epoch reply
-// means this supervisor lost the lease: drop it, do not feed it back.
+// in time) -> OutcomeRetryable; not_ready -> OutcomeHostNotReady; corrupt,
+// and not_found of a restore's image -> OutcomeImageCorrupt; not_found of a
+// destroy -> OutcomeOK (the domain is gone); permanent and bad_request ->
+// OutcomePermanent. A stale_epoch reply means this supervisor lost the
+// lease: drop it, do not feed it back.
 const (
-	OutcomeOK           Outcome = "ok"
-	OutcomeRetryable    Outcome = "retryable"
+	OutcomeOK        Outcome = "ok"
+	OutcomeRetryable Outcome = "retryable"
+	// OutcomeHostNotReady: the host refused the command without trying it
+	// because its agent fenced itself and takes no restore, cold start or
+	// unpause until a leader has reconciled it. It says nothing about the
+	// VM or its image: it is retried, but is no attempt of the VM's (see
+	// ready.go).
+	OutcomeHostNotReady Outcome = "host-not-ready"
 	OutcomePermanent    Outcome = "permanent"
 	OutcomeImageCorrupt Outcome = "image-corrupt"
 )

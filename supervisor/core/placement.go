@@ -76,12 +76,13 @@ type candidate struct {
 	free int64
 }
 
-// candidates are the hosts that may get work, in no particular order: choose
+// candidates are the hosts that may get work (placeable, and not held out
+// as awaiting reconciliation: ready.go), in no particular order: choose
 // ranks them by a total order, so the map's order does not matter.
 func (m *machine) candidates() []candidate {
 	cs := make([]candidate, 0, len(m.s.Hosts))
 	for _, h := range m.s.Hosts {
-		if h.placeable() {
+		if m.takesWork(h) {
 			cs = append(cs, candidate{h: h, free: h.free()})
 		}
 	}

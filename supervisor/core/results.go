@@ -8,7 +8,7 @@ import "fmt"
 
 func (m *machine) onResult(r Result) error {
 	switch r.Outcome {
-	case OutcomeOK, OutcomeRetryable, OutcomePermanent, OutcomeImageCorrupt:
+	case OutcomeOK, OutcomeRetryable, OutcomeHostNotReady, OutcomePermanent, OutcomeImageCorrupt:
 	default:
 		return fmt.Errorf("%w: outcome %q", ErrInvalid, r.Outcome)
 	}
@@ -78,10 +78,13 @@ func (m *machine) fenceResult(h *Host, r Result) {
 	// Without a fence command, or if it fails, a silent host is fenced by
 	// its deadline; retrying helps a transient failure of the command only.
 	m.retryLater(h.Fence)
-	h.Fence.Abandoned = r.Outcome != OutcomeRetryable
+	h.Fence.Abandoned = !retryable(r.Outcome)
 	m.publish(Event{Type: EventFenceFailed, Host: h.Name, Epoch: r.Epoch, Error: r.Error, Attempt: h.Fence.Failures,
-		Retryable: r.Outcome == OutcomeRetryable})
+		Retryable: retryable(r.Outcome)})
 }
+
+// retryable reports whether trying the same command again may succeed.
+func retryable(o Outcome) bool { return o == OutcomeRetryable || o == OutcomeHostNotReady }
 
 func (m *machine) destroyResult(v *VM, r Result) {
 	m.touchVM(v.Name)
@@ -106,14 +109,27 @@ func (m *machine) restoreResult(v *VM, r Result) {
 	m.touchVM(v.Name)
 	g := m.s.Groups[groupOf(v.VMConfig)]
 	op := v.Op
+	h := m.s.Hosts[op.Host]
 	if r.Outcome == OutcomeOK {
 		v.Op, v.Host, v.Seq, v.State, v.HostFailures, v.Missing = nil, op.Host, op.Seq, VMRestored, 0, 0
+		m.readyAgain(h)
 		return
 	}
 	m.s.Counters.RestoreFails++
 	m.publish(Event{Type: EventVMRestartFailed, VM: v.Name, Group: v.Group, Host: op.Host, Attempt: v.Attempts,
-		Error: r.Error, Retryable: r.Outcome == OutcomeRetryable, Epoch: r.Epoch})
-	h := m.s.Hosts[op.Host]
+		Error: r.Error, Retryable: retryable(r.Outcome), Epoch: r.Epoch})
+	if r.Outcome == OutcomeHostNotReady {
+		// The host awaits reconciliation (ready.go): not v's attempt,
+		// counted when it was sent, nor a failure of v on that host.
+		// v is placed again, elsewhere while the host is held out; the
+		// host destroys whatever the refused command may have left.
+		v.Attempts = max(v.Attempts-1, 0)
+		m.notReady(h)
+		m.release(h, v.Name)
+		v.Op, v.State = nil, VMPending
+		m.cleanup(h, v.Name, "cleanup")
+		return
+	}
 	if r.Outcome == OutcomeImageCorrupt && op.Kind == OpRestore {
 		m.release(h, v.Name)
 		v.Op, v.State = nil, VMPending
@@ -150,8 +166,19 @@ func (m *machine) release(h *Host, vm string) {
 func (m *machine) unpauseResult(v *VM, r Result) {
 	m.touchVM(v.Name)
 	g := m.s.Groups[groupOf(v.VMConfig)]
+	h := m.s.Hosts[v.Op.Host]
 	if r.Outcome == OutcomeOK {
+		m.readyAgain(h)
 		m.unpaused(g, v)
+		return
+	}
+	if r.Outcome == OutcomeHostNotReady {
+		// The host fenced itself after v was restored there: its fence
+		// destroyed that copy, or paused it for good. The group goes back
+		// to its checkpoint, as after any unpause that cannot succeed,
+		// but v is not at fault: no attempt of v's is counted.
+		m.notReady(h)
+		m.restartRollback(g, fmt.Sprintf("unpause of %s on %s refused: %s", v.Name, v.Op.Host, r.Error))
 		return
 	}
 	m.retryLater(v.Op)

@@ -107,3 +107,27 @@ func TestRule_VMVanishedFromBeats(t *testing.T) { runScript(t, "vm_vanished.txt"
 func TestRule_ReturningHostBeforeFence_AbandonsRollback(t *testing.T) {
 	runScript(t, "partition_abandon.txt")
 }
+
+// TestRefusalsByAnUnreconciledHostDoNotUseUpRestoreAttempts: a restore
+// refused because its host fenced itself and awaits reconciliation
+// (OutcomeHostNotReady) is no attempt of the VM's and does not count the host
+// out for it; the VM is placed again, the host held out with a backoff, and
+// max_attempts never runs out on such refusals (ready.go).
+func TestRefusalsByAnUnreconciledHostDoNotUseUpRestoreAttempts(t *testing.T) {
+	runScript(t, "unreconciled_refusals.txt")
+}
+
+// TestHostAwaitingReconcileGetsNoRestores: a host whose lease says it awaits
+// reconciliation is held out of placement, briefly after each renewal and
+// for at most backoff_cap in all; a renewal that no longer awaits lets it
+// take work at once (ready.go).
+func TestHostAwaitingReconcileGetsNoRestores(t *testing.T) {
+	runScript(t, "unreconciled_lease.txt")
+}
+
+// TestUnpauseRefusedByAnUnreconciledHostRestartsTheRollback: an unpause
+// refused because the host fenced itself since the restore rolls the group
+// back again at once, elsewhere, without counting an attempt of the VM's.
+func TestUnpauseRefusedByAnUnreconciledHostRestartsTheRollback(t *testing.T) {
+	runScript(t, "unreconciled_unpause.txt")
+}

@@ -210,8 +210,8 @@ func (h *harness) run(t testing.TB, line string) string {
 			in.LastLease = at(s)
 		}
 		return h.apply(t, in)
-	case "lease": // lease HOST [self=DURATION] [renewed=T]: the agent renewed its lease (now)
-		in := HostLeaseRenewed{At: h.now, Host: arg(0)}
+	case "lease": // lease HOST [self=DURATION] [renewed=T] [awaiting]: the agent renewed its lease (now)
+		in := HostLeaseRenewed{At: h.now, Host: arg(0), AwaitingReconcile: slices.Contains(pos, "awaiting")}
 		if s, ok := kv["renewed"]; ok {
 			in.RenewedAt = at(s)
 		}
@@ -230,8 +230,9 @@ func (h *harness) run(t testing.TB, line string) string {
 		return h.apply(t, NodeFault{At: h.now, Host: arg(0), Severity: Severity(arg(1)), Reason: kv["reason"]})
 	case "vmfail":
 		return h.apply(t, VMFailed{At: h.now, VM: arg(0), Host: arg(1), Reason: "crashed"})
-	case "ok", "retry", "perm", "corrupt":
-		o := map[string]Outcome{"ok": OutcomeOK, "retry": OutcomeRetryable, "perm": OutcomePermanent, "corrupt": OutcomeImageCorrupt}[cmd]
+	case "ok", "retry", "perm", "corrupt", "notready":
+		o := map[string]Outcome{"ok": OutcomeOK, "retry": OutcomeRetryable, "perm": OutcomePermanent, "corrupt": OutcomeImageCorrupt,
+			"notready": OutcomeHostNotReady}[cmd]
 		kind := OpKind(arg(0))
 		if len(pos) == 1 { // every open command of that kind, in order
 			var b strings.Builder
@@ -353,6 +354,9 @@ func (h *harness) dump() string {
 		}
 		if len(x.Cleanup) > 0 {
 			fmt.Fprintf(&b, " cleanup=%s", strings.Join(slices.Sorted(maps.Keys(x.Cleanup)), ","))
+		}
+		if x.NotReady > 0 || !x.AwaitingSince.IsZero() || !x.NotReadyUntil.IsZero() {
+			fmt.Fprintf(&b, " not-ready(refusals=%d awaiting-since=%s until=%s)", x.NotReady, off(x.AwaitingSince), off(x.NotReadyUntil))
 		}
 		b.WriteByte('\n')
 	}

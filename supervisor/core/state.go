@@ -127,6 +127,13 @@ type Host struct {
 	// not run here (VM name -> op): stale copies after a partition, or a
 	// failed restore's leftovers.
 	Cleanup map[string]*Op `json:"cleanup,omitempty"`
+	// NotReady counts the commands the host refused in a row because its
+	// agent fenced itself and awaits reconciliation (OutcomeHostNotReady),
+	// AwaitingSince is when its lease first said so, and NotReadyUntil is
+	// when it may get new work again. See ready.go.
+	NotReady      int       `json:"not_ready,omitempty"`
+	AwaitingSince time.Time `json:"awaiting_since,omitzero"`
+	NotReadyUntil time.Time `json:"not_ready_until,omitzero"`
 }
 
 // RestartPolicy says what the supervisor may do for a lost VM.

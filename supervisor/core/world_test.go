@@ -120,6 +120,10 @@ func (w *world) exec(c Command) (Result, bool) {
 			return OutcomeRetryable, true
 		case 1:
 			return OutcomePermanent, true
+		case 2:
+			// The agent fenced itself and awaits reconciliation: it
+			// refuses without acting (restarter/fence.go, the latch).
+			return OutcomeHostNotReady, true
 		}
 		return "", false
 	}
@@ -184,7 +188,7 @@ func (w *world) exec(c Command) (Result, bool) {
 		if !ok {
 			return done(OutcomePermanent)
 		}
-		if o, failed := fail(); failed && o == OutcomeRetryable {
+		if o, failed := fail(); failed && o != OutcomePermanent {
 			return done(o)
 		}
 		d.running = true
