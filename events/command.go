@@ -28,6 +28,10 @@ const (
 	CodeNotFound   = "not_found"   // the domain or image does not exist
 	CodeCorrupt    = "corrupt"     // an image failed verification
 	CodeBadRequest = "bad_request" // the request could not be decoded
+	// CodeNotReady: the host takes no command of this kind for now, whatever
+	// it asks (a self-fenced agent awaiting the leader's reconciliation).
+	// Try again later, elsewhere meanwhile; it says nothing of the request.
+	CodeNotReady = "not_ready"
 )
 
 // CommandError is a failed command as the caller sees it.
@@ -42,7 +46,7 @@ func (e *CommandError) Error() string {
 }
 
 // Retryable reports whether trying again may succeed.
-func (e *CommandError) Retryable() bool { return e.Code == CodeRetryable }
+func (e *CommandError) Retryable() bool { return e.Code == CodeRetryable || e.Code == CodeNotReady }
 
 // NewCommandError classifies err for the reply.
 func NewCommandError(code string, err error) *CommandError {

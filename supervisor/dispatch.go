@@ -150,6 +150,9 @@ func classify(err error) (core.Outcome, string) {
 		return "", ce.Error()
 	case events.CodeRetryable:
 		return core.OutcomeRetryable, ce.Error()
+	case events.CodeNotReady:
+		// Not the VM's failure: the core does not count it as an attempt.
+		return core.OutcomeHostNotReady, ce.Error()
 	case events.CodeCorrupt:
 		return core.OutcomeImageCorrupt, ce.Error()
 	}

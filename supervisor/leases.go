@@ -56,10 +56,13 @@ func (b *leaseBook) last(host string) time.Time {
 // An agent that fenced itself (it lost the bus) refuses restores until a
 // leader has looked at it: it marks its lease awaiting_reconcile, and this
 // sends it vm.list under the current term. The core learns what runs there
-// from its beats.
+// from its beats, and from the lease that the host takes no restores yet: a
+// renewal whose awaiting_reconcile changed is fed at once, not throttled, so
+// that the core sends the host work as soon as it is reconciled.
 func (sh *shell) watchLeases(ctx context.Context) {
 	asked := map[string]time.Time{} // host -> when vm.list was last sent
 	fed := map[string]time.Time{}   // host -> when a renewal was last fed
+	awaiting := map[string]bool{}   // host -> awaiting_reconcile as last fed
 	warned := map[string]int64{}    // host -> the mismatched self-timeout warned about
 	sh.keepWatching(ctx, "host leases", func(ctx context.Context) error {
 		kv, err := sh.s.bus.KV(ctx, sh.s.bus.Names().Hosts())
@@ -111,9 +114,10 @@ func (sh *shell) watchLeases(ctx context.Context) {
 					sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
 						"host", lease.Host, "agent", selfTimeout, "policy", p)
 				}
-				if now.Sub(fed[lease.Host]) >= leaseFeedEvery {
-					fed[lease.Host] = now
-					_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, RenewedAt: at, SelfTimeout: selfTimeout}, false)
+				if now.Sub(fed[lease.Host]) >= leaseFeedEvery || lease.AwaitingReconcile != awaiting[lease.Host] {
+					fed[lease.Host], awaiting[lease.Host] = now, lease.AwaitingReconcile
+					_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, RenewedAt: at, SelfTimeout: selfTimeout,
+						AwaitingReconcile: lease.AwaitingReconcile}, false)
 				}
 				if lease.AwaitingReconcile {
 					sh.reconcile(ctx, lease.Host, asked)
