@@ -39,17 +39,18 @@ import (
 //  3. Latch. The fence does not end when the bus comes back. Until it ends,
 //     the agent destroys (pauses) every guest that appears, once per renew
 //     interval, and keeps refusing restores, cold starts and unpauses with
-//     a retryable error. It ends when both hold: (a) a renewal sent after
-//     the fence began was acknowledged, and the lease is fresh; and (b)
-//     after (a) the agent answered a vm.list carrying a leader's epoch
-//     that the shared epoch guard admitted. (b) is the supervisor's
-//     reconciliation of a returning host: a leader that lists the host
-//     knows it came back empty. Commands sent before the fence cannot end
-//     it: restores are not a vm.list, a leader's messages reach the agent in
-//     the order it sent them (one connection), so a restore it sent before
-//     the partition and delivered late arrives before its vm.list and is
-//     refused, and an older leader's late command is refused by the guard
-//     once the newer leader's vm.list was admitted. The host never
+//     not_ready (later, and no fault of the VM: fencedError). It ends when
+//     both hold: (a) a renewal sent after the fence began was acknowledged,
+//     and the lease is fresh; and (b) after (a) the agent answered a
+//     vm.list carrying a leader's epoch that the shared epoch guard
+//     admitted. (b) is the supervisor's reconciliation of a returning
+//     host: a leader that lists the host knows it came back empty.
+//     Commands sent before the fence cannot end it: restores are not a
+//     vm.list, a leader's messages reach the agent in the order it sent
+//     them (one connection), so a restore it sent before the partition and
+//     delivered late arrives before its vm.list and is refused, and an
+//     older leader's late command is refused by the guard once the newer
+//     leader's vm.list was admitted. The host never
 //     resurrects anything on its own: it never restores or unpauses except
 //     on a command, and it takes none before the reconciliation.
 //  4. Reports. The domains the fence killed are reported as vm.failed
@@ -384,20 +385,23 @@ func (r *Restarter) reconcile(e events.Epoch) bool {
 	return true
 }
 
-// fencedError refuses what (a command) on a fenced host; r.mu is held. It
-// is retryable: the latch ends as soon as the leader has reconciled the
-// host, seconds after its lease is renewed. A permanent refusal would make
-// the supervisor count a failed attempt and try the next host at once;
-// after a bus outage that fenced every host, every host refuses, and every
-// VM would be declared unrecoverable within a second, before any host was
-// reconciled (seen in e2e/, bus outage).
+// fencedError refuses what (a command) on a fenced host; r.mu is held. Its
+// code is not_ready: the latch ends as soon as the leader has reconciled the
+// host, seconds after its lease is renewed, and the refusal says nothing
+// about the VM or its image. A permanent refusal made the supervisor count a
+// failed attempt and try the next host at once; a plain retryable one still
+// counted attempts: after a bus outage that fenced every host, every host
+// refuses, and every VM used up its attempts and was declared unrecoverable
+// before any host was reconciled (seen in e2e/, bus outage). With not_ready
+// the supervisor counts no attempt and places the VM elsewhere meanwhile
+// (supervisor/core/ready.go).
 func (r *Restarter) fencedError(what string) error {
 	f := r.fence
 	why := "its lease is not renewed yet"
 	if f.renewedSince {
 		why = "the supervisor has not reconciled it with vm.list yet"
 	}
-	return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
+	return events.NewCommandError(events.CodeNotReady, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
 		what, r.id.Host, f.fencedAt.UTC().Format(time.RFC3339Nano), f.generation, why))
 }
 

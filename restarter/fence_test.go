@@ -96,18 +96,19 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	}, "agent does not answer after the outage")
 
 	_, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next()))
-	// Refused until reconciled, but only for now: the supervisor retries
-	// rather than count the host out (every host may be fenced at once).
-	if codeOf(err) != events.CodeRetryable || !strings.Contains(err.Error(), "self-fenced") {
-		t.Fatalf("restore on a fenced, unreconciled host: %v, want a retryable refusal", err)
+	// Refused until reconciled, but only for now, and as not_ready: the
+	// supervisor retries without counting an attempt of the VM's or the
+	// host out (every host may be fenced at once).
+	if codeOf(err) != events.CodeNotReady || !strings.Contains(err.Error(), "self-fenced") {
+		t.Fatalf("restore on a fenced, unreconciled host: %v, want a not_ready refusal", err)
 	}
 	_, err = command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("vm3", 64), Epoch: e.next()})
-	if codeOf(err) != events.CodeRetryable {
-		t.Fatalf("cold start on a fenced host: %v, want retryable", err)
+	if codeOf(err) != events.CodeNotReady {
+		t.Fatalf("cold start on a fenced host: %v, want not_ready", err)
 	}
 	_, err = command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
-	if codeOf(err) != events.CodeRetryable {
-		t.Fatalf("unpause on a fenced host: %v, want retryable", err)
+	if codeOf(err) != events.CodeNotReady {
+		t.Fatalf("unpause on a fenced host: %v, want not_ready", err)
 	}
 	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 1000 {
 		t.Fatalf("lease while awaiting reconciliation: %+v", lease)

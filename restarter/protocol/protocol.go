@@ -13,14 +13,17 @@
 //
 //	vm.restore    not_found: no image under image_key; corrupt: the image's
 //	              size or sha256 differ from the request; permanent: a domain
-//	              of that name already runs here (destroy it first), the host
-//	              is self-fenced (see ListReply.Fence), no memory, config
-//	              names another VM; retryable: timeouts, toolstack errors,
-//	              store unreachable; bad_request: missing fields.
-//	vm.destroy    never not_found: destroying a missing domain succeeds.
+//	              of that name already runs here (destroy it first), no
+//	              memory, config names another VM; not_ready: the host is
+//	              self-fenced and not reconciled yet (see ListReply.Fence,
+//	              HostLease.AwaitingReconcile); retryable: timeouts,
+//	              toolstack errors, store unreachable; bad_request: missing
+//	              fields.
+//	vm.destroy    never not_found: destroying a missing domain succeeds;
+//	              never not_ready: a self-fenced host destroys.
 //	vm.unpause    not_found: no such domain; permanent: it is crashed or
-//	              shut down, or was paused by a self-fence, or the host is
-//	              self-fenced.
+//	              shut down, or was paused by a self-fence; not_ready: the
+//	              host is self-fenced.
 //	vm.coldstart  as vm.restore, without image errors.
 //	vm.list       none in practice (retryable if xl fails).
 //
