@@ -36,6 +36,16 @@ type HostInventory interface {
 	FreeMemoryMiB(ctx context.Context) (uint64, error)
 }
 
+// ListingNotifier is implemented by a HostInventory whose listings are
+// shared with other parts of the agent (xen/inventory's Lister, which the VM
+// watcher drives every second): Listed is signalled after each listing, made
+// for whoever. The beacon then refreshes its inventory at once, so beats
+// carry the newest listing and its own rounds list only when nobody else has
+// for an interval. A nil channel never signals.
+type ListingNotifier interface {
+	Listed() <-chan struct{}
+}
+
 // BeaconStats counts a beacon's work.
 type BeaconStats struct {
 	Sent              uint64 // beats handed to the NATS connection
@@ -236,9 +246,19 @@ func (b *Beacon) AnswerProbes(ctx context.Context) error {
 }
 
 // inventoryLoop refreshes the inventory the beats carry. It runs apart from
-// the beats so that a slow toolstack never delays one.
+// the beats so that a slow toolstack never delays one. With a
+// ListingNotifier it also refreshes after a listing made for someone else,
+// at most every half interval (a watcher listing faster than that must not
+// make every round cost an `xl info`).
 func (b *Beacon) inventoryLoop(ctx context.Context) {
-	var failing bool
+	var (
+		failing bool
+		listed  <-chan struct{}
+		last    time.Time
+	)
+	if n, ok := b.inv.(ListingNotifier); ok {
+		listed = n.Listed()
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -246,7 +266,12 @@ func (b *Beacon) inventoryLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-listed:
+			if time.Since(last) < b.cfg.InventoryInterval/2 {
+				continue // the next timed round takes it
+			}
 		}
+		last = time.Now()
 		inv, err := b.list(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -269,6 +294,12 @@ func (b *Beacon) inventoryLoop(ctx context.Context) {
 				b.log.Info("host inventory works again")
 			}
 			b.latest.Store(inv)
+		}
+		if listed != nil {
+			select {
+			case <-listed: // made during this round: inv has it already
+			default:
+			}
 		}
 		t.Reset(b.cfg.InventoryInterval)
 	}

@@ -6,7 +6,8 @@
 //     Heartbeat (heartbeat.go) on <prefix>.hb.<host>, core NATS, every
 //     BeaconConfig.Interval, with the host's incarnation (new at every start),
 //     a sequence number and the latest HostInventory listing, which a separate
-//     loop refreshes so a slow toolstack never delays a beat.
+//     loop refreshes so a slow toolstack never delays a beat (at once, too,
+//     after a listing the agent's VM watcher caused: ListingNotifier).
 //   - Monitor (monitor.go), run by `xenft detector`: subscribes to every
 //     host's beats and feeds a Tracker (tracker.go), the pure decision core:
 //     per host a Window of inter-arrival times (phi.go) and a state machine

@@ -44,7 +44,8 @@
 //
 // # Watcher (watch.go)
 //
-// Every watch_interval the domains are listed; a domain seen alive that
+// Every watch_interval the domains are listed (in the agent, through the
+// listing it shares with the beacon: WatchThrough); a domain seen alive that
 // vanishes, crashes, shuts down or comes back under a new domain id without
 // a command of ours is reported once as vm.failed, with the deterministic id
 // vm.failed/<host>/<incarnation>/<vm>/<domid>.

@@ -189,6 +189,7 @@ type agentOptions struct {
 	checkpointer bool                  // serve the checkpoint verbs too, sharing the guard
 	noRun        bool                  // handlers only: no lease, fence or watcher
 	logs         *logLines             // also receives the agent's log lines
+	shared       *sharedListing        // the watcher lists through it, as in the agent
 }
 
 // logLines collects log lines, for tests that check what was (not) logged.
@@ -249,6 +250,10 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	r, err := restarter.New(restarter.Identity{Host: host, Incarnation: "inc-" + host}, rec, e.store, cfg, guard, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.shared != nil {
+		o.shared.start(t, rec)
+		r.WatchThrough(o.shared.lister)
 	}
 	handlers := r.Handlers()
 	if o.checkpointer {

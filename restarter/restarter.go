@@ -56,6 +56,9 @@ type Restarter struct {
 	watchRounds atomic.Uint64
 	// watchdogRounds counts the watchdog loop's decisions (pet or not).
 	watchdogRounds atomic.Uint64
+	// watchList, when set (WatchThrough), lists for the watcher; the
+	// commands always list through hv.
+	watchList WatchLister
 
 	mu sync.Mutex
 	// vmLock serialises the commands of one VM (a 1-slot semaphore each);

@@ -25,6 +25,24 @@ import (
 // reported. Nothing is detected while the host is self-fenced; what the
 // fence killed is reported by the fence (fence.go, step 4).
 
+// WatchLister is a domain listing shared with the rest of the agent
+// (xen/inventory's Lister): ListSince returns the domains of a listing
+// begun at or after since.
+type WatchLister interface {
+	ListSince(ctx context.Context, since time.Time) ([]xen.Domain, error)
+}
+
+// WatchThrough makes the watcher list through l, which the agent's beacon
+// shares, instead of running its own listing: on a real dom0 every listing
+// is an exec that takes the toolstack's lock. Call it before Run. Only the
+// watcher uses it: a command's own checks (restore and destroy
+// verification, the fence's sweeps) list through the driver, fresh.
+//
+// A shared listing is safe for the watcher because it asks for one begun
+// after it read the command generation: a command that ended before that
+// read is in the listing, exactly as with a listing of its own.
+func (r *Restarter) WatchThrough(l WatchLister) { r.watchList = l }
+
 // pendingReport is a vm.failed waiting to be published.
 type pendingReport struct {
 	id      string
@@ -62,13 +80,17 @@ func (r *Restarter) watchLoop(ctx context.Context, pub Bus) {
 func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 	r.mu.Lock()
 	fenced, gen := r.fence.fenced, r.gen
+	// After gen is read: the listing must show every command that ended
+	// before, or a domain such a command removed would be taken for one
+	// that vanished on its own.
+	since := time.Now()
 	r.mu.Unlock()
 	if fenced {
 		clear(w.seen)
 		return
 	}
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.ToolstackTimeout)
-	doms, err := r.hv.List(lctx)
+	doms, err := r.listForWatch(lctx, since)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -132,6 +154,15 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 	}
 	w.gen = gen
 	r.watchRounds.Add(1)
+}
+
+// listForWatch lists the domains for one watch round, in a listing begun
+// at or after since.
+func (r *Restarter) listForWatch(ctx context.Context, since time.Time) ([]xen.Domain, error) {
+	if r.watchList == nil {
+		return r.hv.List(ctx)
+	}
+	return r.watchList.ListSince(ctx, since)
 }
 
 // failure says what happened to a domain that was alive.

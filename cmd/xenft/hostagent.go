@@ -27,6 +27,7 @@ type hostAgent struct {
 	host   string
 	hv     xen.Hypervisor
 	bus    *events.Bus
+	lister *inventory.Lister
 	beacon *detector.Beacon
 	exec   *executor.Executor
 	rest   *restarter.Restarter
@@ -37,7 +38,21 @@ func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.Image
 	host := cfg.Agent.Host
 	log = log.Named("agent").With("host", host)
 	guard := &events.EpochGuard{} // shared: a command of term N makes every older term stale here
-	beacon, err := detector.NewBeacon(bus, host, inventory.Host{Driver: hv}, cfg.Heartbeat, log)
+	// One listing of the domains serves the VM watcher and the beacon: on
+	// a real dom0 each `xl list` is an exec that takes the toolstack's
+	// lock, and the two listing apart kept a small dom0 busy. The watcher
+	// asks for a listing begun after it read its command generation (so it
+	// drives one a watch_interval); the beacon is signalled after each and
+	// takes it, or lists itself when the watcher has not for a while. A
+	// listing is bounded like any other xl call of the restarter's.
+	lister, err := inventory.NewLister(hv, cfg.Agent.Restarter.ToolstackTimeout)
+	if err != nil {
+		return nil, err
+	}
+	// MaxAge adds to the age of the list the beats carry, which the
+	// supervisor's vanish rule needs under 2 s (detector.BeaconConfig).
+	inv := inventory.Host{Driver: hv, Lister: lister, MaxAge: cfg.Heartbeat.InventoryInterval / 2}
+	beacon, err := detector.NewBeacon(bus, host, inv, cfg.Heartbeat, log)
 	if err != nil {
 		return nil, err
 	}
@@ -45,13 +60,14 @@ func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.Image
 	if err != nil {
 		return nil, err
 	}
+	rest.WatchThrough(lister)
 	// A capture suspends the guest while it is saved: the restarter's
 	// watcher must not take that for a failure.
 	ex, err := executor.New(rest.HoldSaves(hv), st, cfg.Agent.Checkpoint, guard, log)
 	if err != nil {
 		return nil, err
 	}
-	return &hostAgent{host: host, hv: hv, bus: bus, beacon: beacon, exec: ex, rest: rest, log: log}, nil
+	return &hostAgent{host: host, hv: hv, bus: bus, lister: lister, beacon: beacon, exec: ex, rest: rest, log: log}, nil
 }
 
 // run serves until ctx ends or a part fails; when one part stops, all do.
@@ -82,6 +98,9 @@ func (a *hostAgent) run(ctx context.Context) error {
 	}
 	a.log.Info("agent ready", "incarnation", a.beacon.Incarnation())
 	wg.Wait()
+	a.lister.Close() // its users have stopped
+	st := a.lister.Stats()
+	a.log.Debug("domain listings", "listings", st.Listings, "failed", st.Failures, "cached", st.Cached, "joined", st.Joined)
 	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 	defer ccancel()
 	a.exec.Close(cctx)
