@@ -44,7 +44,10 @@ func NewElector(kv jetstream.KeyValue, id string, ttl time.Duration, log hclog.L
 // Run competes for the lease until ctx ends. Each time this supervisor wins,
 // lead is called with a context that ends when the lease is lost (a renewal
 // failed or found another holder) or ctx ends, and with the term; Run waits
-// for lead to return before competing again. Run returns when ctx ends.
+// for lead to return before competing again. A lead that returns on its own
+// (it cannot lead: its decision core stopped) gives the lease up at once,
+// and this supervisor waits a TTL before competing again, so another may
+// take over. Run returns when ctx ends.
 func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, term uint64)) {
 	retry := e.ttl / 3
 	for ctx.Err() == nil {
@@ -59,12 +62,24 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, term u
 		e.log.Info("became leader", "id", e.id, "term", term)
 		lctx, lose := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); lead(lctx, term) }()
+		var gaveUp bool
+		go func() {
+			defer close(done)
+			lead(lctx, term)
+			// Renewing a lease nobody uses would keep every other
+			// supervisor from leading (seen in e2e: a leader whose state
+			// bucket was unreachable stepped down and renewed for good).
+			gaveUp = lctx.Err() == nil
+			lose()
+		}()
 		e.renew(lctx, term, rev)
 		lose()
 		<-done
 		e.log.Info("leadership ended", "id", e.id, "term", term)
 		e.release(context.WithoutCancel(ctx), term)
+		if gaveUp {
+			sleep(ctx, e.ttl) // a few of the others' tries: one of them gets it
+		}
 	}
 }
 

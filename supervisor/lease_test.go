@@ -101,3 +101,43 @@ func TestCleanStopHandsOverWithoutWaitingForTheTTL(t *testing.T) {
 	stop1()
 	eventstest.Eventually(t, b1.Config().LeaderTTL, func() bool { a, _ := l2.state(); return a }, "s2 did not take over after a clean stop")
 }
+
+// A leader that cannot lead (its decision core stopped, so lead returned)
+// must let go of the lease, or no supervisor leads at all while it renews.
+func TestLeaderThatStopsLeadingLetsAnotherLead(t *testing.T) {
+	s := eventstest.Server(t)
+	b1, b2 := eventstest.Bus(t, s), eventstest.Bus(t, s)
+	ttl := b1.Config().LeaderTTL
+	var broken sync.WaitGroup
+	broken.Add(1)
+	var once sync.Once
+	var l2 leader
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var s1Terms []uint64
+	var mu sync.Mutex
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		elector(t, b1, "s1").Run(ctx, func(ctx context.Context, term uint64) {
+			mu.Lock()
+			s1Terms = append(s1Terms, term)
+			mu.Unlock()
+			once.Do(broken.Done)
+			// Returns at once, leading nothing, as lead does when its
+			// shell cannot run.
+		})
+	}()
+	broken.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); elector(t, b2, "s2").Run(ctx, l2.lead) }()
+	// Well within the TTL: a released key is taken on s2's next try.
+	eventstest.Eventually(t, ttl, func() bool { a, _ := l2.state(); return a }, "s2 never led while s1 held a lease it did not use")
+	_, t2 := l2.state()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(s1Terms) == 0 || t2[0] <= s1Terms[0] {
+		t.Fatalf("terms s1 %v, s2 %v: the successor's term must be higher", s1Terms, t2)
+	}
+}
