@@ -196,39 +196,8 @@ func (b *Bus) EnsureResources(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("object store %s: %w", b.names.Images(), err)
 	}
-	if err := readImagesFromLeader(ctx, b.js, b.names.Images()); err != nil {
-		return fmt.Errorf("object store %s: %w", b.names.Images(), err)
-	}
 	return nil
 }
-
-// readImagesFromLeader turns off direct gets on the image object store's
-// stream (nats.go creates it with them on, and sets them again on every
-// CreateOrUpdateObjectStore). With direct gets any replica answers a read
-// of an object's info, and a follower that has not yet applied a Put
-// answers "not found", or returns the info written before the image's
-// checksum was recorded: a restore right after a checkpoint committed then
-// took the image for missing and fell back to an older checkpoint (seen on
-// a loaded 3-node cluster in e2e/). Without them the stream's leader
-// answers, which has every acknowledged write. Images are read rarely (a
-// restore, a verify), so the cost is nothing.
-func readImagesFromLeader(ctx context.Context, js jetstream.JetStream, bucket string) error {
-	s, err := js.Stream(ctx, objectStoreStream(bucket))
-	if err != nil {
-		return err
-	}
-	cfg := s.CachedInfo().Config
-	if !cfg.AllowDirect {
-		return nil
-	}
-	cfg.AllowDirect = false
-	_, err = js.UpdateStream(ctx, cfg)
-	return err
-}
-
-// objectStoreStream is the stream behind an object store bucket (nats.go's
-// naming, which the server's object store API also uses).
-func objectStoreStream(bucket string) string { return "OBJ_" + bucket }
 
 // imageUploadWindow bounds the 1 MiB chunks of one image upload in flight:
 // the object store publishes chunks asynchronously, and an unbounded window
@@ -244,30 +213,11 @@ func (b *Bus) Images(ctx context.Context) (jetstream.ObjectStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The handle reads an object's info the way the stream was configured
-	// when it was opened (nats.go caches the stream's info), so make sure
-	// that was without direct gets: before and after opening, in case a
-	// role starting at the same moment ran an older EnsureResources.
-	for try := 0; ; try++ {
-		if err := readImagesFromLeader(ctx, b.js, b.names.Images()); err != nil {
-			return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
-		}
-		obj, err := js.ObjectStore(ctx, b.names.Images())
-		if err != nil {
-			return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
-		}
-		s, err := b.js.Stream(ctx, objectStoreStream(b.names.Images()))
-		if err != nil {
-			return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
-		}
-		if !s.CachedInfo().Config.AllowDirect {
-			return obj, nil
-		}
-		if try == 2 {
-			b.log.Warn("image object store keeps direct gets on (another role keeps setting them): a restore right after a commit may read a lagging replica", "bucket", b.names.Images())
-			return obj, nil
-		}
+	obj, err := js.ObjectStore(ctx, b.names.Images())
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
 	}
+	return obj, nil
 }
 
 // KV opens one of the installation's key-value buckets by name (see Names).

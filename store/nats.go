@@ -72,9 +72,7 @@ const staleReadWait = 10 * time.Second
 // first checkpoints aborted). The object is there, so that answer is only
 // a replica behind: ask again until one has caught up. Image keys name
 // their checkpoint and are not reused, so the info a late replica returns
-// can only be this object's. (events.Bus.Images now opens the store with
-// direct gets off, so the leader answers; this stays for a store opened
-// otherwise, or while another role's older EnsureResources turned them on.)
+// can only be this object's.
 func (n *NATS) updateMeta(ctx context.Context, key string, meta jetstream.ObjectMeta) error {
 	wait := 10 * time.Millisecond
 	deadline := time.Now().Add(staleReadWait)
