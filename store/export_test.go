@@ -30,3 +30,22 @@ func (s *staleReplicas) UpdateMeta(ctx context.Context, name string, meta jetstr
 	}
 	return s.ObjectStore.UpdateMeta(ctx, name, meta)
 }
+
+// StaleInfo makes the first n GetInfo calls of obj answer as a replica
+// that has not yet seen the object does.
+func StaleInfo(obj jetstream.ObjectStore, n int) jetstream.ObjectStore {
+	return &staleInfo{ObjectStore: obj, left: n}
+}
+
+type staleInfo struct {
+	jetstream.ObjectStore
+	left int
+}
+
+func (s *staleInfo) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	if s.left > 0 {
+		s.left--
+		return nil, jetstream.ErrObjectNotFound
+	}
+	return s.ObjectStore.GetInfo(ctx, name, opts...)
+}

@@ -115,9 +115,28 @@ func (n *NATS) Stat(ctx context.Context, key string) (Info, error) {
 	return n.info(oi)
 }
 
+// laggingReplicaWait bounds how long Open asks again for an image that
+// looks missing or incomplete. Images are opened only when a committed
+// checkpoint names them (a restore, a verify), so that answer is most
+// likely a replica behind (see updateMeta), and a restore that took it for
+// missing would fall back to an older checkpoint (seen once in e2e, right
+// after a commit on a loaded 3-node cluster). An image that is really gone
+// costs this much more before the fallback.
+const laggingReplicaWait = 3 * time.Second
+
 // Open streams the object; both JetStream's own digest and ours are checked.
 func (n *NATS) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
 	info, err := n.Stat(ctx, key)
+	wait := 20 * time.Millisecond
+	for deadline := time.Now().Add(laggingReplicaWait); errors.Is(err, ErrNotFound) && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil, Info{}, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+		info, err = n.Stat(ctx, key)
+	}
 	if err != nil {
 		return nil, Info{}, err
 	}
