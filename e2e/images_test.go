@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"time"
 
@@ -23,14 +24,17 @@ func (c *cluster) corruptImage(key string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	info, err := obj.GetInfo(ctx, key)
-	if err != nil {
-		c.t.Fatalf("image %s: %v", key, err)
-	}
-	data, err := obj.GetBytes(ctx, key)
-	if err != nil {
-		c.t.Fatalf("read image %s: %v", key, err)
-	}
+	// Right after the commit, the replica that answers first may not have
+	// the image yet ("object not found", seen here): ask again, as the
+	// store's Open does.
+	var info *jetstream.ObjectInfo
+	var data []byte
+	c.eventually(10*time.Second, func() bool {
+		if info, err = obj.GetInfo(ctx, key); err == nil {
+			data, err = obj.GetBytes(ctx, key)
+		}
+		return err == nil
+	}, func() string { return fmt.Sprintf("read image %s: %v", key, err) })
 	data[len(data)/2] ^= 0xff
 	recorded := maps.Clone(info.Metadata)
 	meta := jetstream.ObjectMeta{Name: key, Opts: info.Opts}
