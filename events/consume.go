@@ -108,49 +108,6 @@ func (b *Bus) consume(ctx context.Context, cc ConsumeConfig, deliver func(contex
 	}, func(msg jetstream.Msg) { _ = msg.Term() })
 }
 
-// TailConfig describes an ephemeral, ordered view of the event stream for
-// monitors: nothing is acknowledged and nothing is kept on the server.
-type TailConfig struct {
-	// Since starts the tail at events stored at or after this time; the zero
-	// time starts with the next new event.
-	Since time.Time
-	// Filters are NATS subjects (see Subjects); empty means every event.
-	Filters []string
-}
-
-// Tail delivers events from tc.Since on to h until ctx ends (ErrStopped) or h
-// returns an error. Invalid events are logged, counted and skipped.
-func (b *Bus) Tail(ctx context.Context, tc TailConfig, h Handler) error {
-	filters := tc.Filters
-	if len(filters) == 0 {
-		filters = []string{b.subjects.AllEvents()}
-	}
-	oc := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if !tc.Since.IsZero() {
-		since := tc.Since
-		oc.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		oc.OptStartTime = &since
-	}
-	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-	cons, err := b.js.OrderedConsumer(cctx, b.names.Stream(), oc)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("tail: %w", err)
-	}
-	return b.run(ctx, cons, b.log.Named("tail"), func(ctx context.Context, _ jetstream.Msg, ev Event, m Meta) error {
-		if err := h(ctx, ev, m); err != nil {
-			return &stopError{err}
-		}
-		return nil
-	}, func(jetstream.Msg) {})
-}
-
-// stopError marks a handler error that ends a tail.
-type stopError struct{ err error }
-
-func (e *stopError) Error() string { return e.err.Error() }
-func (e *stopError) Unwrap() error { return e.err }
-
 // run pulls messages from cons until ctx ends, decoding each and passing valid
 // events to deliver and invalid ones to drop.
 func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger,
@@ -201,10 +158,6 @@ func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger
 			m.Seq, m.Delivered, m.Stored = md.Sequence.Stream, md.NumDelivered, md.Timestamp
 		}
 		if err := deliver(ctx, msg, ev, m); err != nil {
-			var stop *stopError
-			if errors.As(err, &stop) {
-				return stop.err
-			}
 			if ctx.Err() != nil {
 				return ErrStopped
 			}

@@ -16,7 +16,9 @@
 // one node of a cluster); Connect joins an embedded or external server, creates
 // the stream, key-value buckets and object store idempotently, and offers
 // Publish (JetStream, de-duplicated by event id), Consume (durable, explicit
-// ack) and Tail (ephemeral, from a point in time).
+// ack) and Tail (ephemeral, from a point in time). Tail owns its recovery: it
+// remembers the last stream sequence it delivered and, when its reader fails
+// or stalls across a server failover, reads again from the next one.
 //
 // Bus and Server are safe for concurrent use. This package imports no other
 // package of the project.
