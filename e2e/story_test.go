@@ -19,10 +19,10 @@ import (
 
 // story is the event stream as the test saw it: every event of the
 // scenario, in stream order. It is read one stream sequence after the other
-// from the stream's leader, not through a consumer: an ordered consumer
-// (events.Bus.Tail, as `xenft events tail` uses it) was seen to deliver
-// nothing more after one NATS server of three was killed, and the story of
-// that scenario must still be told.
+// from the stream's leader, not through a consumer: the witness should not
+// share the code under test. (nats.go's ordered consumer, which Bus.Tail
+// used until 45bdd07, was seen to deliver nothing more after one NATS server
+// of three was killed; Tail now recovers, see events/tail_cluster_test.go.)
 type story struct {
 	t      *testing.T
 	mu     sync.Mutex
