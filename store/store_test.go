@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
 )
@@ -257,13 +259,7 @@ func assertEmpty(t *testing.T, s store.ImageStore, root string) {
 // one that is behind says the object Put just stored does not exist: Put
 // waits for the replicas instead of failing the checkpoint.
 func TestNATSPutOutlivesAReplicaBehind(t *testing.T) {
-	b := eventstest.Bus(t, eventstest.Server(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	obj, err := b.Images(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, obj := imageObjects(t)
 	s := store.NewNATS(store.StaleReplicas(obj, 3))
 	img := randomImage(store.ChunkSize+1, 5)
 	key := store.ImageKey("mpi", 1, "mpi-0")
@@ -284,13 +280,7 @@ func TestNATSPutOutlivesAReplicaBehind(t *testing.T) {
 // that has not seen it yet: Open asks again instead of reporting it
 // missing (which would roll the group back further than it need go).
 func TestNATSOpenOutlivesAReplicaBehind(t *testing.T) {
-	b := eventstest.Bus(t, eventstest.Server(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	obj, err := b.Images(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, obj := imageObjects(t)
 	img := randomImage(store.ChunkSize+1, 6)
 	key := store.ImageKey("mpi", 2, "mpi-1")
 	if _, err := store.NewNATS(obj).Put(ctx, key, bytes.NewReader(img)); err != nil {
@@ -300,4 +290,18 @@ func TestNATSOpenOutlivesAReplicaBehind(t *testing.T) {
 	if err != nil || !bytes.Equal(got, img) {
 		t.Fatalf("open with the info's replicas behind: %v (%d bytes of %d)", err, len(got), len(img))
 	}
+}
+
+// imageObjects is the image object store of a fresh embedded server, and a
+// context bounding the test's calls on it.
+func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore) {
+	t.Helper()
+	b := eventstest.Bus(t, eventstest.Server(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	obj, err := b.Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, obj
 }
