@@ -94,8 +94,9 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 }
 
 // copyAndHash copies r into w, returning the size and SHA-256 of what was
-// written: from the mapped source when both are files (the agent's upload
-// of a spooled image), through a pipelined user-space copy otherwise.
+// written: in the kernel, hashed from the page cache, when both are files
+// (the agent's upload of a spooled image), through a pipelined user-space
+// copy otherwise.
 func copyAndHash(ctx context.Context, w io.Writer, r io.Reader) (int64, string, error) {
 	if dst, ok := w.(*os.File); ok {
 		if src, ok := r.(*os.File); ok {
