@@ -69,6 +69,9 @@ type Beacon struct {
 	subject     string
 
 	latest atomic.Pointer[Inventory]
+	// fenceArmed, when set (ReportFence), says whether the agent's
+	// self-fence is armed; beats say fence_unarmed while it is not.
+	fenceArmed atomic.Pointer[func() bool]
 	// seq is the last beat's number: Run's goroutine writes it, the probe
 	// responder reads it.
 	seq                       atomic.Uint64
@@ -183,6 +186,15 @@ func (b *Beacon) Run(ctx context.Context) error {
 	}
 }
 
+// ReportFence makes every beat say whether armed() holds: the agent's
+// self-fence state (restarter.Restarter.FenceArmed). Call it before Run.
+func (b *Beacon) ReportFence(armed func() bool) { b.fenceArmed.Store(&armed) }
+
+func (b *Beacon) fenceUnarmed() bool {
+	f := b.fenceArmed.Load()
+	return f != nil && !(*f)()
+}
+
 func (b *Beacon) beat() error {
 	nc := b.bus.Conn()
 	if !nc.IsConnected() {
@@ -192,6 +204,7 @@ func (b *Beacon) beat() error {
 	data, err := EncodeHeartbeat(Heartbeat{
 		V: HeartbeatVersion, Host: b.host, Incarnation: b.incarnation, Seq: seq,
 		Sent: time.Now().UTC(), IntervalMs: b.cfg.Interval.Milliseconds(), Inventory: b.latest.Load(),
+		FenceUnarmed: b.fenceUnarmed(),
 	})
 	if err != nil {
 		return err

@@ -36,6 +36,12 @@ type Heartbeat struct {
 	// Inventory is the latest listing of the host's domains, absent until the
 	// first listing succeeded. Absent means unknown, not "no domains".
 	Inventory *Inventory `json:"inventory,omitempty"`
+	// FenceUnarmed: the agent's self-fence is not armed yet (no lease
+	// renewal of this incarnation acknowledged by the bus), so it will not
+	// destroy its guests if it loses the bus; a supervisor must not count
+	// it as self-fenced. Absent (false) on an armed agent, and on agents
+	// older than the field, which armed at start.
+	FenceUnarmed bool `json:"fence_unarmed,omitempty"`
 }
 
 // Inventory is the host's domains and free memory as last listed.

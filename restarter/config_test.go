@@ -29,7 +29,7 @@ func TestValidateNamesTheOffendingKey(t *testing.T) {
 		{"self timeout too short", func(c *restarter.Config) { c.Fence.SelfTimeout = 2 * time.Second },
 			"agent.restart.fence.self_timeout: must be at least 3 × fence.renew_interval"},
 		{"action timeout too long", func(c *restarter.Config) { c.Fence.ActionTimeout = c.Fence.SelfTimeout - time.Second },
-			"agent.restart.fence.action_timeout: must be at most fence.self_timeout − 2 × fence.renew_interval"},
+			"agent.restart.fence.action_timeout: must be at most fence.self_timeout − 3 × fence.renew_interval"},
 		{"action", func(c *restarter.Config) { c.Fence.Action = "reboot" }, "agent.restart.fence.action"},
 		{"spare", func(c *restarter.Config) { c.Fence.Spare = []string{""} }, "agent.restart.fence.spare"},
 		{"watchdog not absolute", func(c *restarter.Config) { c.Fence.Watchdog = "dev/watchdog" }, "agent.restart.fence.watchdog: must be an absolute path"},

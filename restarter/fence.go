@@ -17,6 +17,16 @@ import (
 
 // Self-fencing (DESIGN.md "Safety first"), the rule this file implements:
 //
+//  0. Arming. The fence is armed by the first renewal of this incarnation
+//     that the bus acknowledges. Until then failing renewals are no
+//     evidence that the host is cut off (a JetStream cluster still
+//     forming, a bucket being created, leaders being elected), so the
+//     agent does not fence; it takes no restore, cold start or unpause
+//     (not_ready), and every beat says fence_unarmed, so that the
+//     supervisor never counts a silent unarmed host as self-fenced: its
+//     VMs wait for a fence command or its return (supervisor/core,
+//     Host.FenceUnarmed). Arming is for good: once armed, the clock of
+//     rule 2 runs for the rest of the incarnation.
 //  1. Lease. Every fence.renew_interval the agent puts its HostLease under
 //     key <host> in the xenft_hosts bucket (up to three puts in flight, each
 //     allowed until the fence would begin). A renewal counts from the moment
@@ -64,10 +74,14 @@ import (
 
 // fenceState is the self-fence part of the restarter's state (under mu).
 type fenceState struct {
-	// lastOK is when the newest acknowledged renewal was sent (monotonic),
-	// or when the restarter was made, before the first one.
-	lastOK       time.Time
-	everRenewed  bool
+	// lastOK is when the newest acknowledged renewal was sent (monotonic);
+	// zero before the first one.
+	lastOK time.Time
+	// everRenewed: a renewal was acknowledged, the fence is armed (rule 0).
+	everRenewed bool
+	// silentFor is how long no renewal had been acknowledged when the
+	// fence began: the log line and the VMs' reasons say the same.
+	silentFor    time.Duration
 	fenced       bool
 	generation   uint64
 	fencedAt     time.Time
@@ -180,7 +194,10 @@ func (r *Restarter) renewOnce(ctx context.Context, bucket *leaseBucket) error {
 	if sent.After(r.fence.lastOK) {
 		r.fence.lastOK = sent
 	}
-	r.fence.everRenewed = true
+	if !r.fence.everRenewed {
+		r.fence.everRenewed = true
+		r.log.Info("self-fence armed: the host lease was acknowledged", "fence_starts_after", r.cfg.Fence.fenceStartsAfter())
+	}
 	if r.fence.fenced && !r.fence.renewedSince && sent.After(r.fence.fencedAt) {
 		r.fence.renewedSince = true
 		r.log.Warn("host lease renewed after the self-fence; restores stay refused until the supervisor reconciles this host with vm.list",
@@ -196,10 +213,20 @@ func (r *Restarter) fenceLoop(ctx context.Context, renewed <-chan struct{}) {
 	defer timer.Stop()
 	for {
 		r.mu.Lock()
-		fenced, lastOK := r.fence.fenced, r.fence.lastOK
+		fenced, armed, lastOK := r.fence.fenced, r.fence.everRenewed, r.fence.lastOK
 		r.mu.Unlock()
 		wait := r.cfg.Fence.RenewInterval
-		if !fenced {
+		switch {
+		case !armed:
+			// Rule 0: no clock runs before the first acknowledged
+			// renewal; wait for it.
+			select {
+			case <-ctx.Done():
+				return
+			case <-renewed:
+			}
+			continue
+		case !fenced:
 			wait = time.Until(lastOK.Add(r.cfg.Fence.fenceStartsAfter()))
 			if wait <= 0 {
 				r.selfFence(ctx)
@@ -234,6 +261,8 @@ func (r *Restarter) selfFence(ctx context.Context) {
 	now, lastOK := time.Now(), r.fence.lastOK
 	deadline := lastOK.Add(r.cfg.Fence.SelfTimeout)
 	r.fence.fenced, r.fence.fencedAt, r.fence.renewedSince, r.fence.emptied = true, now, false, false
+	r.fence.silentFor = now.Sub(lastOK).Round(time.Millisecond)
+	why := r.fenceWhy()
 	r.fence.generation++
 	var inflight []*op
 	for o := range r.ops {
@@ -244,8 +273,8 @@ func (r *Restarter) selfFence(ctx context.Context) {
 	}
 	gen := r.fence.generation
 	r.mu.Unlock()
-	r.log.Error("SELF-FENCE: the host lease could not be renewed; this host is presumed dead and its VMs restarted elsewhere: "+r.cfg.Fence.Action+" every guest domain now",
-		"last_renewal_ago", now.Sub(lastOK).Round(time.Millisecond),
+	r.log.Error("SELF-FENCE: "+why+"; this host is presumed dead and its VMs restarted elsewhere: "+r.cfg.Fence.Action+" every guest domain now",
+		"last_renewal_ago", now.Sub(lastOK).Round(time.Millisecond), "fence_starts_after", r.cfg.Fence.fenceStartsAfter(),
 		"self_timeout", r.cfg.Fence.SelfTimeout, "generation", gen, "cancelled_commands", len(inflight))
 	// Late (the agent was stopped or starved past its deadline): the
 	// promise is already broken, and destroying now is still the best left.
@@ -365,8 +394,8 @@ func (r *Restarter) fenceOne(ctx context.Context, d xen.Domain) bool {
 			delete(r.started, d.Name)
 		}
 	}
-	r.queueReport(d.Name, group, d.ID, fmt.Sprintf("self-fenced: %s could not renew its lease for %s, its agent %sed domain %s (domid %d, was %s)",
-		r.id.Host, r.cfg.Fence.SelfTimeout, r.cfg.Fence.Action, d.Name, d.ID, d.State))
+	r.queueReport(d.Name, group, d.ID, fmt.Sprintf("self-fenced: %s had %s, its agent %sed domain %s (domid %d, was %s)",
+		r.id.Host, r.fenceWhy(), r.cfg.Fence.Action, d.Name, d.ID, d.State))
 	return true
 }
 
@@ -383,6 +412,27 @@ func (r *Restarter) reconcile(e events.Epoch) bool {
 	f.fenced, f.renewedSince, f.emptied = false, false, false
 	r.log.Warn("self-fence ended: the supervisor reconciled this host", "epoch", epochString(e), "generation", f.generation)
 	return true
+}
+
+// fenceWhy says, with the numbers of the newest self-fence, why it began;
+// r.mu is held. The log line and every VM's reason quote it.
+func (r *Restarter) fenceWhy() string {
+	f := r.cfg.Fence
+	return fmt.Sprintf("no lease renewal acknowledged for %s (the fence begins %s after the last one: fence.self_timeout %s − fence.action_timeout %s)",
+		r.fence.silentFor, f.fenceStartsAfter(), f.SelfTimeout, f.ActionTimeout)
+}
+
+// notReady refuses what (a restore, cold start or unpause) while the host
+// is fenced or its fence is not armed yet (rule 0); r.mu is held. nil: go.
+func (r *Restarter) notReady(what string) error {
+	switch {
+	case r.fence.fenced:
+		return r.fencedError(what)
+	case !r.fence.everRenewed:
+		return events.NewCommandError(events.CodeNotReady, fmt.Errorf(
+			"%s refused: %s's agent has had no lease renewal acknowledged since it started, so its self-fence is not armed", what, r.id.Host))
+	}
+	return nil
 }
 
 // fencedError refuses what (a command) on a fenced host; r.mu is held. Its
@@ -415,6 +465,14 @@ func (r *Restarter) FenceStatus() Fence {
 		st.LastRenewal = f.lastOK.UTC()
 	}
 	return st
+}
+
+// FenceArmed reports whether the self-fence is armed: a lease renewal of
+// this incarnation was acknowledged (rule 0). The beacon says so in beats.
+func (r *Restarter) FenceArmed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fence.everRenewed
 }
 
 // LastRenewal is when the newest acknowledged renewal was sent, with its

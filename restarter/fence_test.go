@@ -260,6 +260,9 @@ func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
 		_, vm1 := a.hv.destroyedAt("vm1")
 		return unnamed && vm1
 	}, "the fence left domains: %v", a.domains())
+	// The report is queued just after the destroy returns: wait for the
+	// fence to end (the test once read the log between the two).
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.containing("SELF-FENCE done")) > 0 }, "the fence never ended")
 	if got := logs.containing("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
 		t.Fatalf("want one vm failed, the fence's of vm1; logged:\n%s", strings.Join(got, ""))
 	}

@@ -89,8 +89,21 @@ func (s *server) stop() {
 	}
 }
 
-// bus connects a client (a supervisor, an agent: each its own connection).
+// bus connects a client (a supervisor, an agent: each its own connection)
+// and makes sure the stream and buckets exist.
 func (s *server) bus(name string) *events.Bus {
+	s.t.Helper()
+	b := s.connect(name)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.EnsureResources(ctx); err != nil {
+		s.t.Fatalf("ensure resources: %v", err)
+	}
+	return b
+}
+
+// connect connects a client and creates nothing.
+func (s *server) connect(name string) *events.Bus {
 	s.t.Helper()
 	cfg := events.DefaultBusConfig()
 	cfg.URLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", s.cfg.Port)}
@@ -101,11 +114,6 @@ func (s *server) bus(name string) *events.Bus {
 		s.t.Fatalf("connect %s: %v", name, err)
 	}
 	s.t.Cleanup(b.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.EnsureResources(ctx); err != nil {
-		s.t.Fatalf("ensure resources: %v", err)
-	}
 	return b
 }
 
@@ -187,7 +195,8 @@ type agentOptions struct {
 	driver       driver
 	fence        restarter.FenceConfig // zero: a fence that will not fire in a test
 	checkpointer bool                  // serve the checkpoint verbs too, sharing the guard
-	noRun        bool                  // handlers only: no lease, fence or watcher
+	noRun        bool                  // handlers only: no lease, fence or watcher (armed as if renewed)
+	unarmed      bool                  // create no bucket, nor wait for the first renewal to arm the fence
 	logs         *logLines             // also receives the agent's log lines
 	shared       *sharedListing        // the watcher lists through it, as in the agent
 }
@@ -267,12 +276,19 @@ func (e *env) agent(host string, o agentOptions) *agent {
 			handlers[verb] = h
 		}
 	}
-	b := e.srv.bus("agent-" + host)
+	var b *events.Bus
+	if o.unarmed {
+		b = e.srv.connect("agent-" + host) // the test decides when the buckets exist
+	} else {
+		b = e.srv.bus("agent-" + host)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = b.ServeCommands(ctx, host, handlers, 16) }()
-	if !o.noRun {
+	if o.noRun {
+		r.ArmWithoutLease()
+	} else {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = r.Run(ctx, b) }()
 	}
@@ -286,6 +302,10 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	eventstest.Eventually(t, 5*time.Second, func() bool {
 		return e.sup.Command(context.Background(), host, restarter.VerbList, restarter.ListRequest{}, nil, 200*time.Millisecond) == nil
 	}, "agent %s not answering", host)
+	if !o.noRun && !o.unarmed {
+		// Restores, cold starts and unpauses wait for the fence to arm.
+		eventstest.Eventually(t, 10*time.Second, r.FenceArmed, "the self-fence of %s never armed", host)
+	}
 	return a
 }
 

@@ -223,9 +223,11 @@ func (r *Restarter) begin(ctx context.Context, verb, vm string, e events.Epoch, 
 		<-slot
 		return nil, nil, staleFor(verb, vm, e, n)
 	}
-	if gated && r.fence.fenced {
-		<-slot
-		return nil, nil, r.fencedError(verb + " of " + vm)
+	if gated {
+		if err := r.notReady(verb + " of " + vm); err != nil {
+			<-slot
+			return nil, nil, err
+		}
 	}
 	octx, cancel := context.WithTimeout(ctx, timeout)
 	o := &op{verb: verb, vm: vm, epoch: e, cancel: cancel, done: make(chan struct{})}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 )
 
 // Run renews the host lease, self-fences when it cannot (fence.go), pets
@@ -19,6 +18,10 @@ func (r *Restarter) Run(ctx context.Context, bus Bus) error {
 	if !r.ran.CompareAndSwap(false, true) {
 		return errors.New("restarter: Run called twice")
 	}
+	if w := r.cfg.Fence.Window(); w < ShortFenceWindow {
+		r.log.Warn("short self-fence window: a slow bus acknowledgement may fence this healthy host",
+			"window", w, "self_timeout", r.cfg.Fence.SelfTimeout, "action_timeout", r.cfg.Fence.ActionTimeout, "advised_at_least", ShortFenceWindow)
+	}
 	var wd *watchdog
 	if r.cfg.Fence.Watchdog != "" {
 		var err error
@@ -26,11 +29,8 @@ func (r *Restarter) Run(ctx context.Context, bus Bus) error {
 			return err
 		}
 	}
-	// Until its first renewal the agent has not proven it reaches the
-	// bus: the self-fence clock runs from now.
-	r.mu.Lock()
-	r.fence.lastOK = time.Now()
-	r.mu.Unlock()
+	// The self-fence is armed by the first acknowledged renewal (fence.go,
+	// rule 0): until then the lease has no clock to run out.
 	// The watchdog outlives the other loops: a self-fence carried past
 	// ctx is still petted for, and judged by its outcome when it stops.
 	wdCtx, wdStop := context.WithCancel(context.WithoutCancel(ctx))

@@ -109,7 +109,9 @@ func (w *watchdog) disarm() error {
 func (r *Restarter) mayRun() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return time.Since(r.fence.lastOK) < r.cfg.Fence.SelfTimeout || (r.fence.fenced && r.fence.emptied)
+	// Unarmed (no renewal acknowledged yet), the agent keeps its guests
+	// and the supervisor does not count on their end (fence.go, rule 0).
+	return !r.fence.everRenewed || time.Since(r.fence.lastOK) < r.cfg.Fence.SelfTimeout || (r.fence.fenced && r.fence.emptied)
 }
 
 // watchdogLoop pets w while the agent may keep its guests running, until ctx

@@ -64,6 +64,7 @@ func (sh *shell) watchLeases(ctx context.Context) {
 	fed := map[string]time.Time{}   // host -> when a renewal was last fed
 	awaiting := map[string]bool{}   // host -> awaiting_reconcile as last fed
 	warned := map[string]int64{}    // host -> the mismatched self-timeout warned about
+	fedInc := map[string]string{}   // host -> the incarnation of the renewal last fed
 	sh.keepWatching(ctx, "host leases", func(ctx context.Context) error {
 		kv, err := sh.s.bus.KV(ctx, sh.s.bus.Names().Hosts())
 		if err != nil {
@@ -114,9 +115,11 @@ func (sh *shell) watchLeases(ctx context.Context) {
 					sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
 						"host", lease.Host, "agent", selfTimeout, "policy", p)
 				}
-				if now.Sub(fed[lease.Host]) >= leaseFeedEvery || lease.AwaitingReconcile != awaiting[lease.Host] {
-					fed[lease.Host], awaiting[lease.Host] = now, lease.AwaitingReconcile
-					_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, RenewedAt: at, SelfTimeout: selfTimeout,
+				// A new incarnation's first renewal arms its self-fence in
+				// the core: fed at once, like a change of awaiting.
+				if now.Sub(fed[lease.Host]) >= leaseFeedEvery || lease.AwaitingReconcile != awaiting[lease.Host] || lease.Incarnation != fedInc[lease.Host] {
+					fed[lease.Host], awaiting[lease.Host], fedInc[lease.Host] = now, lease.AwaitingReconcile, lease.Incarnation
+					_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, Incarnation: lease.Incarnation, RenewedAt: at, SelfTimeout: selfTimeout,
 						AwaitingReconcile: lease.AwaitingReconcile}, false)
 				}
 				if lease.AwaitingReconcile {

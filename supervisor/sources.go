@@ -135,8 +135,9 @@ func (sh *shell) feedBeats(ctx context.Context) {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	type last struct {
-		at  time.Time
-		inc string
+		at      time.Time
+		inc     string
+		unarmed bool
 	}
 
 	every := beatFeedInterval(sh.s.cfg.Policy.FenceSelfTimeout)
@@ -154,7 +155,9 @@ func (sh *shell) feedBeats(ctx context.Context) {
 			}
 			now := time.Now()
 			prev := seen[head.Host]
-			if prev.inc == head.Incarnation && now.Sub(prev.at) < every {
+			if prev.inc == head.Incarnation && now.Sub(prev.at) < every && !prev.unarmed {
+				// An unarmed host's beats are all fed: the one that
+				// says its fence is armed must not wait.
 				continue
 			}
 			var hb detector.Heartbeat
@@ -167,9 +170,9 @@ func (sh *shell) feedBeats(ctx context.Context) {
 			for _, d := range hb.Inventory.Domains {
 				doms = append(doms, d.Name)
 			}
-			seen[head.Host] = last{at: now, inc: head.Incarnation}
+			seen[head.Host] = last{at: now, inc: head.Incarnation, unarmed: hb.FenceUnarmed}
 			_ = sh.feed(ctx, core.HostBeat{At: now, Host: head.Host, Incarnation: head.Incarnation, Seq: head.Seq,
-				FreeMiB: int64(hb.Inventory.FreeMemoryMiB), Domains: doms}, false)
+				FreeMiB: int64(hb.Inventory.FreeMemoryMiB), Domains: doms, FenceUnarmed: hb.FenceUnarmed}, false)
 		}
 	}
 }

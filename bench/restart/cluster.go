@@ -174,6 +174,7 @@ func (c *cluster) startHost(actx, ctx context.Context, i int, sh shape) error {
 		bus.Close()
 		return err
 	}
+	beacon.ReportFence(rest.FenceArmed) // as the agent does
 	// As the agent does: a capture suspends the guest, which the
 	// restarter's watcher must not report as a failure.
 	ecfg := executor.DefaultConfig()

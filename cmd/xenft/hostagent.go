@@ -61,6 +61,9 @@ func newHostAgent(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.Image
 		return nil, err
 	}
 	rest.WatchThrough(lister)
+	// Beats say whether the self-fence is armed: until it is, a supervisor
+	// must not count this host as self-fenced (restarter/fence.go, rule 0).
+	beacon.ReportFence(rest.FenceArmed)
 	// A capture suspends the guest while it is saved: the restarter's
 	// watcher must not take that for a failure.
 	ex, err := executor.New(rest.HoldSaves(hv), st, cfg.Agent.Checkpoint, guard, log)

@@ -31,7 +31,7 @@ func (s *State) Check() error {
 		default:
 			bad("host %s: unknown state %q", name, h.State)
 		}
-		if (h.State == HostFailed && h.FailedBy == FailedBySilence) != !h.FenceDeadline.IsZero() {
+		if (h.State == HostFailed && h.FailedBy == FailedBySilence && !h.FenceUnarmed) != !h.FenceDeadline.IsZero() {
 			bad("host %s: %s by %q with fence deadline %v", name, h.State, h.FailedBy, h.FenceDeadline)
 		}
 		for vm, op := range h.Cleanup {

@@ -39,6 +39,15 @@ func (m *machine) onBeat(in HostBeat) error {
 	fresh := in.Incarnation != h.Incarnation || in.Seq > h.FailSeq
 	restarted := h.Incarnation != "" && in.Incarnation != h.Incarnation
 	silent := m.silentTooLong(h, m.now)
+	switch {
+	case in.Incarnation != h.Incarnation:
+		h.FenceUnarmed = in.FenceUnarmed
+	case h.State != HostFailed:
+		// Arming is for good within an incarnation: a beat sent before
+		// the first renewal and fed late does not disarm it. A failed
+		// host keeps the flag it failed with, and so its deadline.
+		h.FenceUnarmed = h.FenceUnarmed && in.FenceUnarmed
+	}
 	h.Incarnation, h.BeatSeq = in.Incarnation, in.Seq
 	h.LastBeat = later(h.LastBeat, m.now)
 	h.CapacityMiB, h.FreeMiB = in.CapacityMiB, in.FreeMiB
@@ -98,7 +107,14 @@ func (m *machine) onLease(in HostLeaseRenewed) error {
 		h.SelfTimeout = in.SelfTimeout
 	}
 	m.awaiting(h, in.AwaitingReconcile)
-	if h.State == HostFailed && h.FailedBy == FailedBySilence {
+	armedNow := h.FenceUnarmed && in.Incarnation != "" && in.Incarnation == h.Incarnation
+	if armedNow {
+		// The agent that beats has had a renewal acknowledged: from now
+		// on it fences itself when it loses the bus (armed).
+		m.touchHost(h.Name)
+		h.FenceUnarmed = false
+	}
+	if h.State == HostFailed && h.FailedBy == FailedBySilence && !h.FenceUnarmed {
 		renewed := m.now
 		if !in.RenewedAt.IsZero() && in.RenewedAt.Before(m.now) {
 			renewed = norm(in.RenewedAt)
@@ -110,6 +126,15 @@ func (m *machine) onLease(in HostLeaseRenewed) error {
 	}
 	return nil
 }
+
+// armed reports whether h's self-fence can be counted on: its agent said
+// in its beats that a lease renewal of its incarnation was acknowledged, or
+// such a renewal was seen since. An unarmed agent (the bus never
+// acknowledged its lease since it started: a cluster still forming, a
+// bucket being created) does not destroy its guests when renewals fail,
+// because failing renewals are then no evidence that it is cut off; so a
+// silent unarmed host never counts as self-fenced by a deadline.
+func (h *Host) armed() bool { return !h.FenceUnarmed }
 
 func (m *machine) onSuspect(in NodeSuspect) error {
 	h, err := m.host(in.Host)
@@ -188,7 +213,9 @@ func (m *machine) hostFailed(h *Host, by string, lastSeq uint64, lastLease time.
 		if by == FailedBySilence {
 			h.FailedBy = by
 			// Never earlier than a deadline a lease renewal pushed back.
-			h.FenceDeadline = later(h.FenceDeadline, m.p.selfFenceDeadline(later(h.LastBeat, lastLease), h.SelfTimeout))
+			if h.armed() {
+				h.FenceDeadline = later(h.FenceDeadline, m.p.selfFenceDeadline(later(h.LastBeat, lastLease), h.SelfTimeout))
+			}
 		}
 		return
 	case HostFenced:
@@ -197,7 +224,7 @@ func (m *machine) hostFailed(h *Host, by string, lastSeq uint64, lastLease time.
 	h.State, h.FailedBy, h.FailedAt, h.Synced = HostFailed, by, m.now, false
 	h.FailSeq = max(h.BeatSeq, lastSeq)
 	h.FenceDeadline = time.Time{}
-	if by == FailedBySilence {
+	if by == FailedBySilence && h.armed() {
 		last := later(h.LastBeat, lastLease)
 		if last.IsZero() {
 			last = m.now

@@ -47,6 +47,11 @@ type HostBeat struct {
 	CapacityMiB int64     `json:"capacity_mib"`
 	FreeMiB     int64     `json:"free_mib"`
 	Domains     []string  `json:"domains"`
+	// FenceUnarmed: the beat says its agent's self-fence is not armed yet
+	// (no lease renewal of this incarnation acknowledged so far). Such an
+	// agent does not fence itself, so a host failed while the flag holds
+	// is fenced by command or not at all (hosts.go, armed).
+	FenceUnarmed bool `json:"fence_unarmed,omitempty"`
 }
 
 // HostLeaseRenewed: the host's agent renewed its fence lease (xenft_hosts)
@@ -62,9 +67,12 @@ type HostBeat struct {
 // itself and refuses restores, cold starts and unpauses until a leader has
 // reconciled it (see OutcomeHostNotReady); the shell feeds a renewal at
 // once when this changes, and about every second while it holds.
+// Incarnation is the agent run that renewed: a renewal by the incarnation
+// that beats now arms its self-fence as far as the core is concerned.
 type HostLeaseRenewed struct {
 	At                time.Time     `json:"at"`
 	Host              string        `json:"host"`
+	Incarnation       string        `json:"incarnation,omitempty"`
 	RenewedAt         time.Time     `json:"renewed_at,omitzero"`
 	SelfTimeout       time.Duration `json:"self_timeout,omitempty"`
 	AwaitingReconcile bool          `json:"awaiting_reconcile,omitempty"`

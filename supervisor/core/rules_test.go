@@ -131,3 +131,11 @@ func TestHostAwaitingReconcileGetsNoRestores(t *testing.T) {
 func TestUnpauseRefusedByAnUnreconciledHostRestartsTheRollback(t *testing.T) {
 	runScript(t, "unreconciled_unpause.txt")
 }
+
+// TestRule_OneLiveCopy_UnarmedAgentIsNotSelfFenced: a host whose agent had no
+// lease renewal acknowledged since it started does not fence itself, so a
+// deadline never counts it as fenced; a renewal by the incarnation that
+// beats arms it, and its deadline counts from that renewal.
+func TestRule_OneLiveCopy_UnarmedAgentIsNotSelfFenced(t *testing.T) {
+	runScript(t, "unarmed_self_fence.txt")
+}

@@ -180,6 +180,7 @@ func (h *harness) run(t testing.TB, line string) string {
 			b.Incarnation, b.Seq = inc, 1
 		}
 		b.CapacityMiB, b.FreeMiB = num("cap", b.CapacityMiB), num("free", b.FreeMiB)
+		b.FenceUnarmed = slices.Contains(pos, "unarmed")
 		if _, ok := kv["domains"]; ok {
 			b.Domains = list("domains")
 		}
@@ -210,8 +211,11 @@ func (h *harness) run(t testing.TB, line string) string {
 			in.LastLease = at(s)
 		}
 		return h.apply(t, in)
-	case "lease": // lease HOST [self=DURATION] [renewed=T] [awaiting]: the agent renewed its lease (now)
-		in := HostLeaseRenewed{At: h.now, Host: arg(0), AwaitingReconcile: slices.Contains(pos, "awaiting")}
+	case "lease": // lease HOST [self=DURATION] [renewed=T] [inc=I] [awaiting]: the agent (by default the incarnation that beats) renewed its lease (now)
+		in := HostLeaseRenewed{At: h.now, Host: arg(0), AwaitingReconcile: slices.Contains(pos, "awaiting"), Incarnation: kv["inc"]}
+		if b := h.beats[arg(0)]; b != nil && in.Incarnation == "" {
+			in.Incarnation = b.Incarnation
+		}
 		if s, ok := kv["renewed"]; ok {
 			in.RenewedAt = at(s)
 		}

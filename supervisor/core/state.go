@@ -116,6 +116,12 @@ type Host struct {
 	// fence_self_timeout (or the agent's SelfTimeout, if longer) plus
 	// fence_margin. Zero otherwise.
 	FenceDeadline time.Time `json:"fence_deadline,omitzero"`
+	// FenceUnarmed: the host's agent said in its newest beat that its
+	// self-fence is not armed (it has had no lease renewal acknowledged
+	// since it started), and no renewal of that incarnation was seen since.
+	// A host failed by silence while unarmed gets no self-fence deadline:
+	// only a fence command, or its return, ends its VMs' wait.
+	FenceUnarmed bool `json:"fence_unarmed,omitempty"`
 	// SelfTimeout is the fence.self_timeout its agent's lease announces.
 	SelfTimeout time.Duration `json:"self_timeout,omitempty"`
 	// Fence is the fence command in flight or waiting to be sent again.
