@@ -95,9 +95,16 @@ func portFree(host string, port int) error {
 
 // demoPolicy shortens the fencing times so a newcomer sees a recovery in
 // seconds; agents and supervisor must agree on the self-fence timeout.
+//
+// The agents' fence window (self_timeout − action_timeout, the time their
+// lease renewals may fail before they destroy their guests) is 7 s: with
+// 4 s − 3 s (one second) every simulated host of a busy machine fenced
+// itself at the first slow JetStream acknowledgement. A silent host's VMs
+// come back 10 s after its last beat.
 const (
-	demoSelfFence   = 4 * time.Second
-	demoFenceMargin = 2 * time.Second
+	demoSelfFence     = 8 * time.Second
+	demoActionTimeout = time.Second // the sim destroys in milliseconds
+	demoFenceMargin   = 2 * time.Second
 )
 
 func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
@@ -105,9 +112,11 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 	cfg.Server.DataDir = filepath.Join(o.dataDir, "nats")
 	// The demo's own logs would drown the view: warnings and up only, to a file.
 	logPath := filepath.Join(o.dataDir, "xenft-up.log")
-	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+	lock, err := startFresh(o.dataDir, out)
+	if err != nil {
 		return err
 	}
+	defer lock.Close()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return err

@@ -90,6 +90,7 @@ func (d *demo) startHost(ctx context.Context, wg *sync.WaitGroup, name string, i
 	cfg.Agent.Checkpoint.SpoolDir = filepath.Join(dir, "spool")
 	cfg.Agent.Restarter.SpoolDir = filepath.Join(dir, "restore")
 	cfg.Agent.Restarter.Fence.SelfTimeout = demoSelfFence
+	cfg.Agent.Restarter.Fence.ActionTimeout = demoActionTimeout
 	cfg.Agent.Restarter.Fence.RenewInterval = 500 * time.Millisecond
 	cfg.Heartbeat.Interval = time.Second
 	agent, err := newHostAgent(cfg, sim, bus, d.st, d.log)
