@@ -22,6 +22,7 @@ type Bus struct {
 	names    Names
 	log      hclog.Logger
 	drops    DropCounter
+	ignored  IgnoredInputs
 }
 
 // ConnectOption adjusts Connect.
@@ -148,6 +149,12 @@ func (b *Bus) Config() BusConfig { return b.cfg }
 
 // Drops counts events this bus's consumers dropped as invalid.
 func (b *Bus) Drops() DropStats { return b.drops.Stats() }
+
+// Ignored counts the inputs ignored by this bus's consumers and tails
+// (invalid events), its command server (invalid requests, stale epochs) and
+// the role built on it (the supervisor counts what its core refuses here):
+// one set of counters per role, for the metrics to export.
+func (b *Bus) Ignored() *IgnoredInputs { return &b.ignored }
 
 // RequestTimeout bounds one request on the bus.
 func (b *Bus) RequestTimeout() time.Duration { return b.cfg.RequestTimeout }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 )
 
@@ -62,7 +63,9 @@ type commandReply struct {
 // "checkpoint.pause") until ctx ends, then waits for running handlers.
 // Each command runs in its own goroutine, at most maxConcurrent at once, so a
 // long save does not hold up a pause of another domain. Unknown verbs and
-// undecodable requests are answered with an error, never dropped silently.
+// undecodable requests are answered with an error, never dropped silently;
+// they, and the requests handlers refuse as bad_request or stale_epoch, are
+// counted in Ignored and logged at most once per IgnoreLogEvery.
 func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[string]CommandHandler, maxConcurrent int) error {
 	if maxConcurrent <= 0 {
 		maxConcurrent = 16
@@ -97,9 +100,7 @@ func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[strin
 	return ErrStopped
 }
 
-func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h CommandHandler, log interface {
-	Warn(string, ...any)
-}) {
+func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h CommandHandler, log hclog.Logger) {
 	var rep commandReply
 	if h == nil {
 		rep.Error = &CommandError{Code: CodeBadRequest, Message: "unknown command " + verb}
@@ -113,9 +114,21 @@ func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h Comm
 				ce = &CommandError{Code: CodePermanent, Message: err.Error()}
 			}
 			rep.Error = &CommandError{Code: ce.Code, Message: ce.Message}
-			log.Warn("command failed", "verb", verb, "code", ce.Code, "error", ce.Message)
 		} else if rep.Result, err = json.Marshal(res); err != nil {
 			rep.Error = &CommandError{Code: CodePermanent, Message: "encode result: " + err.Error()}
+		}
+	}
+	if e := rep.Error; e != nil {
+		// A refused request is ignored input: the sender learns why from
+		// the reply, the operator from a rate-limited line and a counter.
+		// Other failures are the work failing, logged each time.
+		switch e.Code {
+		case CodeBadRequest:
+			b.ignored.Ignore(log, IgnoredInvalidRequest, "command", "verb", verb, "host", host, "error", e.Message)
+		case CodeStaleEpoch:
+			b.ignored.Ignore(log, IgnoredStaleEpoch, "command", "verb", verb, "host", host, "error", e.Message)
+		default:
+			log.Warn("command failed", "verb", verb, "code", e.Code, "error", e.Message)
 		}
 	}
 	data, _ := json.Marshal(rep)

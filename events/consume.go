@@ -52,9 +52,9 @@ func (c *ConsumeConfig) defaults() {
 
 // Consume delivers events of a durable consumer to h, one at a time and in
 // order, until ctx ends (then it returns ErrStopped). The handler is called
-// only with valid events: invalid ones are logged, counted in Drops and
-// terminated so they are never redelivered and never block the events behind
-// them.
+// only with valid events: invalid ones are counted in Drops and Ignored
+// (invalid_event), logged at most once per IgnoreLogEvery, and terminated so
+// they are never redelivered and never block the events behind them.
 func (b *Bus) Consume(ctx context.Context, cc ConsumeConfig, h Handler) error {
 	return b.consume(ctx, cc, func(ctx context.Context, msg jetstream.Msg, ev Event, m Meta, log hclog.Logger) error {
 		if err := h(ctx, ev, m); err != nil {
@@ -129,7 +129,6 @@ func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger
 	}()
 	defer func() { close(done); wg.Wait() }()
 
-	dl := dropLog{log: log}
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -149,7 +148,7 @@ func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger
 		}
 		ev, derr := Decode(msg.Data())
 		if derr != nil {
-			dl.note(msg.Subject(), b.drops.Count(derr))
+			b.dropInvalid(log, msg.Subject(), derr)
 			drop(msg)
 			continue
 		}
@@ -166,23 +165,9 @@ func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger
 	}
 }
 
-// dropLog logs dropped events without letting a flood of garbage flood the
-// log: the first drop is logged at once, later ones at most once a second with
-// the count of those not logged.
-type dropLog struct {
-	log        hclog.Logger
-	last       time.Time
-	suppressed int
-}
-
-func (d *dropLog) note(subject string, err error) {
-	now := time.Now()
-	if now.Sub(d.last) < time.Second {
-		d.suppressed++
-		return
-	}
-	d.log.Warn("dropped invalid event", "subject", subject, "error", err, "suppressed_since_last", d.suppressed)
-	d.last, d.suppressed = now, 0
+// dropInvalid counts and logs (rate-limited) an event that failed Decode.
+func (b *Bus) dropInvalid(log hclog.Logger, subject string, err error) {
+	b.ignored.Ignore(log, IgnoredInvalidEvent, "event", "subject", subject, "error", b.drops.Count(err))
 }
 
 // Await waits until a delivered event has been dealt with; its error asks

@@ -20,6 +20,12 @@
 // remembers the last stream sequence it delivered and, when its reader fails
 // or stalls across a server failover, reads again from the next one.
 //
+// Every input the bus's consumers, tails and command server ignore (an invalid
+// event, a refused command) is counted by reason in the Bus's IgnoredInputs
+// (Bus.Ignored), where the roles built on the bus count what they ignore too,
+// and logged at most once per reason every IgnoreLogEvery with the number of
+// lines left out: one set of counters per role for the metrics to export.
+//
 // Bus and Server are safe for concurrent use. This package imports no other
 // package of the project.
 package events

@@ -52,7 +52,6 @@ func (b *Bus) Tail(ctx context.Context, tc TailConfig, h Handler) error {
 		since:   tc.Since,
 		wait:    min(b.cfg.RequestTimeout, tailMaxWait),
 	}
-	t.drops = dropLog{log: t.log}
 	defer t.close(ctx)
 	if err := t.start(ctx); err != nil {
 		return err
@@ -81,7 +80,6 @@ const (
 type tailer struct {
 	b       *Bus
 	log     hclog.Logger
-	drops   dropLog
 	filters []string
 	since   time.Time
 	wait    time.Duration // one pull's longest wait
@@ -262,7 +260,7 @@ func (t *tailer) deliver(ctx context.Context, msg jetstream.Msg, h Handler) erro
 	t.last = md.Sequence.Stream
 	ev, derr := Decode(msg.Data())
 	if derr != nil {
-		t.drops.note(msg.Subject(), t.b.drops.Count(derr))
+		t.b.dropInvalid(t.log, msg.Subject(), derr)
 		return nil
 	}
 	m := Meta{Subject: msg.Subject(), Seq: md.Sequence.Stream, Delivered: md.NumDelivered, Stored: md.Timestamp}

@@ -3,9 +3,12 @@
 package eventstest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +29,42 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// LogBuffer keeps log output for a test to search; it is safe for
+// concurrent writes.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// Logger returns a logger at level writing to l and to the test's log.
+func (l *LogBuffer) Logger(t testing.TB, level hclog.Level) hclog.Logger {
+	t.Helper()
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: level, Output: io.MultiWriter(l, testWriter{t})})
+}
+
+// Lines returns the lines written so far that contain every one of subs.
+func (l *LogBuffer) Lines(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		all := line != ""
+		for _, s := range subs {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // Server starts a single embedded server on a free loopback port with its
@@ -57,7 +96,13 @@ func BusConfig(s *events.Server) events.BusConfig {
 // connection when the test ends.
 func Bus(t testing.TB, s *events.Server) *events.Bus {
 	t.Helper()
-	b, err := events.Connect(BusConfig(s), Logger(t, hclog.Warn))
+	return BusLogged(t, s, Logger(t, hclog.Warn))
+}
+
+// BusLogged is Bus logging to log (a LogBuffer's, to search what it said).
+func BusLogged(t testing.TB, s *events.Server, log hclog.Logger) *events.Bus {
+	t.Helper()
+	b, err := events.Connect(BusConfig(s), log)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
