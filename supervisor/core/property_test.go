@@ -71,7 +71,7 @@ func newWorld(t testing.TB, pick *picker) *world {
 		name := fmt.Sprintf("n%d", i+1)
 		w.names = append(w.names, name)
 		w.hosts[name] = &whost{name: name, memMiB: 32768, up: true, doms: map[string]wdom{},
-			high: map[string]Epoch{}, fenceCmd: pick.intn(2) == 0}
+			high: map[string]Epoch{}, fenceCmd: pick.intn(2) == 0, unarmed: pick.intn(4) == 0}
 	}
 	policies := []RestartPolicy{PolicyRestore, PolicyRestore, PolicyRestoreOrCold, PolicyNone}
 	groups := []string{"g1", "g2", "g3", ""}
@@ -241,7 +241,7 @@ func (w *world) step() {
 	p := w.pick
 	h := w.hosts[w.names[p.intn(len(w.names))]]
 	vm := w.vmIDs[p.intn(len(w.vmIDs))]
-	switch p.intn(20) {
+	switch p.intn(21) {
 	case 0, 1, 2: // time passes
 		w.now = w.now.Add(time.Duration(200+p.intn(3800)) * time.Millisecond)
 		w.beat()
@@ -325,6 +325,10 @@ func (w *world) step() {
 		case 5:
 			w.feed(ResumeRestarts{At: w.now})
 		}
+	case 20: // the bus acknowledges an unarmed agent's lease
+		if h.up && !h.cut && h.unarmed {
+			w.arm(h)
+		}
 	case 19: // late answers to old sends, and duplicates
 		if len(w.queue) > 0 {
 			r := w.queue[p.intn(len(w.queue))].Op()
@@ -349,6 +353,9 @@ func (w *world) heal() {
 			w.feed(NodeRecovered{At: w.now, Host: name, Incarnation: fmt.Sprint("i", h.inc), LastBeat: w.now})
 		}
 		h.mute = false
+		if h.unarmed {
+			w.arm(h)
+		}
 		w.feed(NodeFault{At: w.now, Host: name, Severity: SeverityOK})
 		w.feed(Maintenance{At: w.now, Host: name, On: false})
 		w.feed(ReleaseQuarantine{At: w.now, Host: name})
@@ -383,6 +390,7 @@ func (w *world) heal() {
 // died with it (NATS request/reply keeps nothing): they time out.
 func (w *world) boot(h *whost) {
 	h.up, h.cut, h.mute, h.inc, h.seq, h.high, h.term = true, false, false, h.inc+1, 0, map[string]Epoch{}, 0
+	h.unarmed = w.pick.intn(3) == 0 // a new agent on a bus slow to acknowledge its lease
 	var lost []Command
 	w.queue = slices.DeleteFunc(w.queue, func(c Command) bool {
 		if c.Op().Host == h.name {

@@ -49,7 +49,11 @@ type whost struct {
 	cutAt  time.Time
 	// mute: its beats are lost (a stuck beacon), but its agent renews its
 	// fence lease and obeys commands, so it never fences itself.
-	mute      bool
+	mute bool
+	// unarmed: its agent has had no lease renewal acknowledged since it
+	// started, so it never fences itself; its beats say so, and it refuses
+	// restores, cold starts and unpauses (restarter/fence.go, rule 0).
+	unarmed   bool
 	lastLease time.Time
 	inc       int
 	seq       uint64
@@ -153,6 +157,9 @@ func (w *world) exec(c Command) (Result, bool) {
 	if !h.admit(r.VM, r.Epoch) {
 		return r, false
 	}
+	if _, destroy := c.(DestroyVM); h.unarmed && !destroy {
+		return done(OutcomeHostNotReady) // not armed: takes on nothing
+	}
 	switch c := c.(type) {
 	case DestroyVM:
 		delete(h.doms, c.VM)
@@ -222,15 +229,14 @@ func (w *world) commit(g string) {
 func (w *world) beat() {
 	for _, name := range w.names {
 		h := w.hosts[name]
-		if h.up && h.cut && !w.now.Before(h.cutAt.Add(w.s.Policy.FenceSelfTimeout)) {
+		if h.up && h.cut && !h.unarmed && !w.now.Before(h.cutAt.Add(w.s.Policy.FenceSelfTimeout)) {
 			h.doms = map[string]wdom{}
 		}
 		if !h.up || h.cut {
 			continue
 		}
 		if h.mute {
-			h.lastLease = w.now
-			w.feed(HostLeaseRenewed{At: w.now, Host: name})
+			w.arm(h)
 			continue
 		}
 		h.seq++
@@ -240,8 +246,15 @@ func (w *world) beat() {
 			free -= w.vms[vm].MemoryMiB
 		}
 		w.feed(HostBeat{At: w.now, Host: name, Incarnation: fmt.Sprint("i", h.inc), Seq: h.seq,
-			CapacityMiB: h.memMiB, FreeMiB: max(free, 0), Domains: slices.Sorted(maps.Keys(h.doms))})
+			CapacityMiB: h.memMiB, FreeMiB: max(free, 0), Domains: slices.Sorted(maps.Keys(h.doms)), FenceUnarmed: h.unarmed})
 	}
+}
+
+// arm delivers a lease renewal of h's agent: the bus acknowledged it, and
+// from now on the agent fences itself when cut off.
+func (w *world) arm(h *whost) {
+	h.unarmed, h.lastLease = false, w.now
+	w.feed(HostLeaseRenewed{At: w.now, Host: h.name, Incarnation: fmt.Sprint("i", h.inc)})
 }
 
 // persist writes what changed into the key-value store.
