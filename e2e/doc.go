@@ -59,7 +59,7 @@
 //     corrupted (checkpoint_faults_test.go): the rollback uses the previous
 //     verified checkpoint, for the whole group.
 //
-// Timing: fence timeouts and leases are shortened (a host's VMs restart 7 s
+// Timing: fence timeouts and leases are shortened (a host's VMs restart 10 s
 // after its last beat) so that a scenario takes under a minute and the
 // suite about four on two cores; every wait has a deadline of tens of
 // seconds, generous for a loaded machine, and the whole is bounded by go

@@ -89,7 +89,7 @@ func TestOneNATSServerKilled(t *testing.T) {
 // its latest verified checkpoint, although every host refuses restores
 // until it is reconciled; no VM may be given up.
 func TestNATSFailoverLongerThanTheLeaseWindowFencesEveryHostThenAllIsRestored(t *testing.T) {
-	c := newCluster(t, options{})
+	c := newCluster(t, options{fencing: briefFencing})
 	cuts := c.checkpointAll()
 	from := c.story.mark()
 	victim := c.streamLeader("KV_" + c.bus.Names().Hosts())
