@@ -141,10 +141,11 @@ func runAgent(ctx context.Context, a *app) error {
 		return err
 	}
 	defer bus.Close()
-	st, err := openStore(ctx, cfg.Store, bus)
+	st, closeStore, err := openRoleStore(ctx, cfg.Store, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
 	hv := hypervisorFor(cfg.Agent)
 	if cfg.Agent.Driver == "sim" {
 		if err := bootSimDomains(ctx, hv, cfg.Agent.SimDomains, cfg.Agent.Checkpoint.SpoolDir); err != nil {

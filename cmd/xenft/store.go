@@ -8,6 +8,31 @@ import (
 	"github.com/xenft/xenft/store"
 )
 
+// openRoleStore opens the image store of a long-running role (an agent, a
+// supervisor). The nats backend gets a connection of its own, named
+// name+"-images": images are tens to hundreds of MiB, and on the role's
+// control connection a heartbeat, a lease renewal or a leader-lease update
+// queued behind an upload's chunks. Beside a CPU hog (make e2e) every
+// agent's beats and lease renewals stopped for 4 s during the first
+// checkpoint's uploads: the detectors failed the hosts and the agents fenced
+// themselves. The returned close ends that connection (a no-op for dir).
+func openRoleStore(ctx context.Context, c StoreConfig, busCfg events.BusConfig, name string, a *app) (store.ImageStore, func(), error) {
+	if c.Backend != "nats" {
+		st, err := store.NewDir(c.Dir)
+		return st, func() {}, err
+	}
+	bus, err := connectWithRetry(ctx, busCfg, name+"-images", a)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, c, bus)
+	if err != nil {
+		bus.Close()
+		return nil, nil, err
+	}
+	return st, bus.Close, nil
+}
+
 // StoreConfig is the "store" section: where checkpoint images live. Agents
 // write there and the supervisor prunes there, so all must name the same.
 type StoreConfig struct {

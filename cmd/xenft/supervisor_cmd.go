@@ -42,10 +42,11 @@ func runSupervisor(ctx context.Context, a *app) error {
 		return err
 	}
 	defer bus.Close()
-	st, err := openStore(ctx, a.cfg.Store, bus)
+	st, closeStore, err := openRoleStore(ctx, a.cfg.Store, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
 	sup, err := supervisor.New(ctx, bus, st, a.cfg.Supervisor, a.log)
 	if err != nil {
 		return err
