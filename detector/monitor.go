@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,7 @@ type Monitor struct {
 	log     hclog.Logger
 	tracker *Tracker // owned by Run's goroutine
 	c       counters
+	ignored events.IgnoredInputs
 	ready   chan struct{}
 }
 
@@ -111,6 +113,19 @@ func (m *Monitor) Metrics() Metrics {
 		PluginGarbage: c.pluginGarbage.Load(), PluginFindings: c.pluginFindings.Load(),
 	}
 }
+
+// Ignored counts, by reason, the heartbeats and probe replies the monitor
+// ignored: invalid_heartbeat (undecodable, or speaking for another host than
+// its subject's), duplicate (a sequence number not above the host's latest),
+// stale_epoch (a beat of an incarnation that has restarted since), stale (a
+// probe reply after probe_timeout, to no probe in flight, or about another
+// incarnation or an older beat). Each reason is also logged, at most once per
+// events.IgnoreLogEvery. Safe to call from any goroutine.
+func (m *Monitor) Ignored() map[string]uint64 { return m.ignored.Snapshot() }
+
+// SetIgnoreLogInterval changes how often a line per reason of Ignored is
+// logged at most (tests set it long).
+func (m *Monitor) SetIgnoreLogInterval(d time.Duration) { m.ignored.SetLogInterval(d) }
 
 // beatQueue is how many beats may wait for the owner goroutine: more than six
 // seconds of 10,000 hosts at 1 Hz. Beats beyond it are dropped by the NATS
@@ -188,8 +203,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 		"phi_suspect", m.cfg.PhiSuspect, "phi_fail", m.cfg.PhiFail, "probe_interval", m.cfg.ProbeInterval, "plugins", len(m.cfg.Plugins))
 	prefix := m.bus.Subjects().Heartbeat("")
 	prefix = prefix[:len(prefix)-1] // "<prefix>.hb."
-	garbage := newRateLog(m.log, "dropped invalid heartbeat")
-	badReply := newRateLog(m.log, "dropped invalid probe reply")
 	drain := time.NewTicker(min(drainEvery, m.cfg.Tick))
 	defer drain.Stop()
 	nextTick := time.Now().Add(m.cfg.Tick)
@@ -203,10 +216,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 		}
 		now := time.Now()
 		for n := len(msgs); n > 0; n-- {
-			m.receive(ctx, pub, <-msgs, now, prefix, garbage)
+			m.receive(ctx, pub, <-msgs, now, prefix)
 		}
 		for n := len(replies); n > 0; n-- {
-			m.probeReply(probes, <-replies, now, badReply)
+			m.probeReply(probes, <-replies, now)
 		}
 		if now.Before(nextTick) {
 			continue
@@ -254,29 +267,50 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 // receive decodes one beat received at at and gives it to the tracker. A beat
 // must come on its own host's subject: a host cannot speak for another.
-func (m *Monitor) receive(ctx context.Context, pub *publisher, msg *nats.Msg, at time.Time, prefix string, garbage *rateLog) {
+func (m *Monitor) receive(ctx context.Context, pub *publisher, msg *nats.Msg, at time.Time, prefix string) {
 	hb, err := DecodeHeartbeat(msg.Data)
 	if err == nil && !onSubject(msg.Subject, prefix, hb.Host) {
 		err = fmt.Errorf("%w: host %q published on %s", ErrBadHeartbeat, hb.Host, msg.Subject)
 	}
 	if err != nil {
 		m.c.garbage.Add(1)
-		garbage.note(at, "subject", msg.Subject, "error", err)
+		m.ignored.Ignore(m.log, events.IgnoredInvalidHeartbeat, "heartbeat", "subject", msg.Subject, "error", err)
 		return
 	}
 	m.c.received.Add(1)
-	m.emit(ctx, pub, m.tracker.Beat(hb, at))
+	stale := m.tracker.Stats().Stale
+	ts := m.tracker.Beat(hb, at)
+	if m.tracker.Stats().Stale != stale {
+		m.ignoreStaleBeat(hb)
+	}
+	m.emit(ctx, pub, ts)
+}
+
+// ignoreStaleBeat tells a beat the tracker ignored: one of an incarnation
+// that has restarted since, or a repeat of a sequence number already heard.
+func (m *Monitor) ignoreStaleBeat(hb Heartbeat) {
+	v, _ := m.tracker.Host(hb.Host)
+	if v.Incarnation != hb.Incarnation {
+		m.ignored.Ignore(m.log, events.IgnoredStaleEpoch, "heartbeat", "host", hb.Host, "incarnation", hb.Incarnation, "seq", hb.Seq,
+			"why", "the host's agent has restarted since, as incarnation "+v.Incarnation)
+		return
+	}
+	m.ignored.Ignore(m.log, events.IgnoredDuplicate, "heartbeat", "host", hb.Host, "incarnation", hb.Incarnation, "seq", hb.Seq,
+		"why", fmt.Sprintf("sequence number not above the latest, %d", v.LastSeq))
 }
 
 // probeReply gives one reply received at at to the tracker, if it answers a
 // probe in flight.
-func (m *Monitor) probeReply(p *prober, msg *nats.Msg, at time.Time, bad *rateLog) {
+func (m *Monitor) probeReply(p *prober, msg *nats.Msg, at time.Time) {
 	r, probedAt, ok, err := p.reply(msg, at)
-	if err != nil {
-		bad.note(at, "subject", msg.Subject, "error", err)
-	}
-	if ok {
-		m.tracker.ProbeReply(r, probedAt)
+	switch {
+	case errors.Is(err, errProbeLate):
+		m.ignored.Ignore(m.log, events.IgnoredStale, "probe reply", "subject", msg.Subject, "why", err.Error())
+	case err != nil:
+		m.ignored.Ignore(m.log, events.IgnoredInvalidHeartbeat, "probe reply", "subject", msg.Subject, "error", err)
+	case ok && !m.tracker.ProbeReply(r, probedAt):
+		m.ignored.Ignore(m.log, events.IgnoredStale, "probe reply", "host", r.Host, "incarnation", r.Incarnation, "seq", r.Seq,
+			"why", "about another incarnation, a failed host, or older than the last beat")
 	}
 }
 

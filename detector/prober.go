@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -103,17 +104,21 @@ func (p *prober) expire(now time.Time) {
 	}
 }
 
+// errProbeLate is reply's error for a reply to no probe in flight: after
+// probe_timeout, duplicated or forged.
+var errProbeLate = errors.New("reply after probe_timeout or to no probe in flight")
+
 // reply matches one reply received at at to its probe, decodes it, and
 // returns it with the time its probe was sent. ok is false for a reply to no
-// probe in flight (late, duplicated or forged), the server's "no
-// responders", an undecodable reply, or one naming another host than the
-// one asked.
+// probe in flight (late, duplicated or forged: err is errProbeLate), the
+// server's "no responders" (err nil), an undecodable reply, or one naming
+// another host than the one asked (err matches ErrBadProbeReply).
 func (p *prober) reply(msg *nats.Msg, at time.Time) (r ProbeReply, probedAt time.Time, ok bool, err error) {
 	nonce, perr := strconv.ParseUint(msg.Subject[min(len(p.inbox), len(msg.Subject)):], 10, 64)
 	pr, found := p.pending[nonce]
 	if perr != nil || !found || at.Sub(pr.sent) > p.timeout {
 		p.c.probeLate.Add(1)
-		return ProbeReply{}, time.Time{}, false, nil
+		return ProbeReply{}, time.Time{}, false, errProbeLate
 	}
 	delete(p.pending, nonce)
 	if len(msg.Data) == 0 && msg.Header.Get(statusHeader) == noResponders {
