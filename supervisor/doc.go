@@ -9,4 +9,9 @@
 // records state in JetStream key-value buckets so a new leader resumes in-flight
 // operations. The supervisor never imports xen: it acts on hosts only through
 // commands to their agents.
+//
+// An input the core refuses (an unknown host, VM or group, a stale epoch, a
+// malformed event) changes nothing; the shell counts it by reason in the bus's
+// events.IgnoredInputs (Supervisor.Ignored) and logs it at most once per
+// reason every events.IgnoreLogEvery (ignored.go).
 package supervisor

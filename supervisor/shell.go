@@ -25,6 +25,9 @@ const beatPersistEvery = 500 * time.Millisecond
 type item struct {
 	in   core.Input
 	done chan outcome
+	// about names where the input came from (an event's id and source),
+	// for the line that tells it was ignored.
+	about []any
 }
 
 // outcome of one input: apply is the core's refusal (an invalid or stale
@@ -229,7 +232,7 @@ func (sh *shell) step(ctx context.Context, batch []item) {
 	for i, it := range batch {
 		a, err := core.Apply(sh.state, it.in)
 		if err != nil {
-			sh.log.Debug("input ignored", "input", fmt.Sprintf("%T", it.in), "error", err)
+			sh.ignore(it, err)
 		}
 		errs[i], inputs[i] = err, it.in
 		acts = append(acts, a...)

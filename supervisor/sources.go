@@ -69,7 +69,7 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 				if !ok {
 					return func() error { return nil }
 				}
-				it := item{in: in, done: make(chan outcome, 1)}
+				it := item{in: in, done: make(chan outcome, 1), about: []any{"event", ev.ID, "source", ev.Source}}
 				select {
 				case sh.inputs <- it:
 				case <-ctx.Done():
@@ -97,6 +97,7 @@ func (sh *shell) translate(ev events.Event) (core.Input, bool) {
 	now := time.Now()
 	p, err := ev.Payload()
 	if err != nil {
+		sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidEvent, ev.Type.Short(), "event", ev.ID, "source", ev.Source, "error", err)
 		return nil, false
 	}
 	switch d := p.(type) {
@@ -151,6 +152,7 @@ func (sh *shell) feedBeats(ctx context.Context) {
 			// with its inventory, is decoded only when it is fed.
 			head, err := detector.DecodeHeartbeat(m.Data)
 			if err != nil {
+				sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidHeartbeat, "heartbeat", "subject", m.Subject, "error", err)
 				continue
 			}
 			now := time.Now()
@@ -219,9 +221,11 @@ func (sh *shell) watchInventory(ctx context.Context) {
 					continue
 				}
 				var v VMSpec
-				if json.Unmarshal(e.Value(), &v) == nil {
-					_ = sh.feed(ctx, core.VMRegistered{At: time.Now(), Config: v.VMConfig}, false)
+				if err := json.Unmarshal(e.Value(), &v); err != nil {
+					sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidInput, "vm registration", "key", e.Key(), "error", err)
+					continue
 				}
+				_ = sh.feed(ctx, core.VMRegistered{At: time.Now(), Config: v.VMConfig}, false)
 			}
 		}
 	})
