@@ -30,10 +30,12 @@ run() { # title, command...
 run "Event bus: publish→consume latency and throughput" go run ./bench/bus -quick
 for d in bench/*/; do
   name=$(basename "$d")
-  [ "$name" = bus ] && continue
+  case "$name" in bus|lease) continue ;; esac
   [ -f "$d/main.go" ] || continue
   run "bench/$name" go run "./$d" -quick
 done
+run "Lease renewal (sent -> KV ack) under CPU starvation and uploads, 1 server" go run ./bench/lease -quick
+run "Lease renewal (sent -> KV ack) under CPU starvation and uploads, 3-node cluster (replicas 3)" go run ./bench/lease -quick -servers 3
 run "Detector at scale: 10,000 real beacons at 1 Hz through a real NATS server" go run ./bench/detect -hosts 10000 -quick
 run "Go benchmarks (Benchmark*)" go test -run '^$' -bench . -benchtime 1s ./...
 echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$tmp"
