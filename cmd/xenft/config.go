@@ -72,10 +72,12 @@ func DefaultConfig() Config {
 type loader struct {
 	v     *viper.Viper
 	known map[string]bool // every key of Config; lists of structs are leaves
+	kinds map[string]reflect.Type
+	flags map[string]*pflag.Flag // the flag bound to a key, if any
 }
 
 func newLoader() *loader {
-	l := &loader{v: viper.New(), known: map[string]bool{}}
+	l := &loader{v: viper.New(), known: map[string]bool{}, kinds: map[string]reflect.Type{}, flags: map[string]*pflag.Flag{}}
 	l.register("", reflect.ValueOf(DefaultConfig()))
 	return l
 }
@@ -101,6 +103,7 @@ func (l *loader) register(prefix string, val reflect.Value) {
 			continue
 		}
 		l.known[key] = true
+		l.kinds[key] = f.Type
 		l.v.SetDefault(key, fv.Interface())
 		_ = l.v.BindEnv(key, envName(key))
 	}
@@ -117,6 +120,7 @@ func (l *loader) bindFlag(key string, fs *pflag.FlagSet, name string) error {
 	if !l.known[key] || f == nil {
 		return fmt.Errorf("flag --%s is bound to unknown configuration key %q", name, key)
 	}
+	l.flags[key] = f
 	return l.v.BindPFlag(key, f)
 }
 
@@ -137,11 +141,13 @@ func (l *loader) load(file string) (Config, error) {
 			return Config{}, usageErrorf("--config %s: unknown key %s", file, strings.Join(unknown, ", "))
 		}
 	}
+	if err := l.checkValues(file); err != nil {
+		return Config{}, err
+	}
 	var cfg Config
-	hooks := mapstructure.ComposeDecodeHookFunc(jsonListHook, mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	hooks := mapstructure.ComposeDecodeHookFunc(jsonListHook, durationHook, mapstructure.StringToSliceHookFunc(","))
 	if err := l.v.Unmarshal(&cfg, viper.DecodeHook(hooks)); err != nil {
-		msg := strings.TrimPrefix(oneLine(err.Error()), "decoding failed due to the following error(s):; ")
-		return Config{}, usageErrorf("configuration: %s", msg)
+		return Config{}, l.decodeError(err, file)
 	}
 	return cfg, nil
 }

@@ -41,7 +41,6 @@ Every setting can come from --config FILE (YAML), the environment
 	pf.Bool("log-json", false, "log JSON lines instead of text")
 	_ = a.loader.bindFlag("log.level", pf, "log-level") // both keys exist; TestEveryFlagIsBound checks
 	_ = a.loader.bindFlag("log.json", pf, "log-json")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsage(err) })
 
 	root.AddCommand(
 		newUpCommand(a),
@@ -60,6 +59,7 @@ Every setting can come from --config FILE (YAML), the environment
 		newRestartsCommand(a),
 		newVersionCommand(),
 	)
+	enforceUsage(a, root)
 	return root
 }
 
