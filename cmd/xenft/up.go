@@ -214,6 +214,7 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
+	d.sup, d.mon = sup, mon
 	wg.Add(2)
 	go func() { defer wg.Done(); defer sbus.Close(); _ = sup.Run(ctx) }()
 	go func() { defer wg.Done(); defer dbus.Close(); _ = mon.Run(ctx) }()

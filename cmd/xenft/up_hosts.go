@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
@@ -31,6 +32,8 @@ type demo struct {
 	out     io.Writer
 	started time.Time
 	rec     *recorder
+	sup     *supervisor.Supervisor // set by startRoles, for the summary
+	mon     *detector.Monitor
 
 	mu    sync.Mutex
 	hosts map[string]*simHost

@@ -325,6 +325,7 @@ func (d *demo) summary() {
 		"vms_restarted": r.counts[events.TypeVMRestarted], "groups_rolled_back": r.counts[events.TypeGroupRolledBack],
 		"checkpoints_committed": r.counts[events.TypeCheckpointCommitted], "checkpoints_aborted": r.counts[events.TypeCheckpointAborted],
 		"hosts_failed": r.counts[events.TypeNodeFailed], "hosts_fenced": r.counts[events.TypeNodeFenced],
+		"ignored_inputs": d.ignoredInputs(),
 	}
 	if d.o.json {
 		b, _ := json.Marshal(sum)
@@ -335,6 +336,7 @@ func (d *demo) summary() {
 	fmt.Fprintf(d.out, "  checkpoints committed: %d (aborted %d)\n", r.counts[events.TypeCheckpointCommitted], r.counts[events.TypeCheckpointAborted])
 	fmt.Fprintf(d.out, "  faults injected: %d; hosts failed %d, fenced %d; VMs restarted %d; groups rolled back %d\n",
 		len(r.faults), r.counts[events.TypeNodeFailed], r.counts[events.TypeNodeFenced], r.counts[events.TypeVMRestarted], r.counts[events.TypeGroupRolledBack])
+	fmt.Fprint(d.out, d.ignoredSummary())
 	for _, f := range fs {
 		rec := "not recovered before stop"
 		if f.RecoveredS != nil {
