@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
@@ -79,6 +80,8 @@ type fenceState struct {
 	lastOK time.Time
 	// everRenewed: a renewal was acknowledged, the fence is armed (rule 0).
 	everRenewed bool
+	// lastGrant is when the newest request the leader granted was sent.
+	lastGrant time.Time
 	// silentFor is how long no renewal had been acknowledged when the
 	// fence began: the log line and the VMs' reasons say the same.
 	silentFor    time.Duration
@@ -95,6 +98,8 @@ type fenceState struct {
 type Bus interface {
 	KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 	Names() events.Names
+	Subjects() events.Subjects
+	Conn() *nats.Conn
 	Publish(ctx context.Context, ev events.Event) error
 }
 
@@ -110,12 +115,20 @@ const maxRenewals = 3
 // fence would begin: a slow acknowledgement still proves the agent reached
 // the bucket when it sent the renewal.
 func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struct{}) {
+	kv := &leaseBucket{bus: bus}
+	r.paced(ctx, "host lease", r.log.Warn, func(ctx context.Context) error { return r.renewOnce(ctx, kv) }, renewed)
+}
+
+// paced runs renew every renew interval, up to maxRenewals at a time, until
+// ctx ends, and wakes the fence loop after each success. what names the
+// path in the lines logf writes of its failures (the first, then every
+// tenth in a row) and of its return.
+func (r *Restarter) paced(ctx context.Context, what string, logf func(string, ...any), renew func(context.Context) error, renewed chan<- struct{}) {
 	t := time.NewTicker(r.cfg.Fence.RenewInterval)
 	defer t.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, maxRenewals)
-	kv := &leaseBucket{bus: bus}
 	var failing atomic.Int64
 	for {
 		select {
@@ -123,12 +136,12 @@ func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struc
 			wg.Add(1)
 			go func() {
 				defer func() { <-slots; wg.Done() }()
-				err := r.renewOnce(ctx, kv)
+				err := renew(ctx)
 				switch {
 				case ctx.Err() != nil:
 				case err == nil:
 					if n := failing.Swap(0); n > 0 {
-						r.log.Info("host lease renewed again", "failed_renewals", n)
+						logf(what+" renewed again", "failed_renewals", n)
 					}
 					select {
 					case renewed <- struct{}{}:
@@ -136,7 +149,7 @@ func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struc
 					}
 				default:
 					if n := failing.Add(1); n == 1 || n%10 == 0 {
-						r.log.Warn("cannot renew the host lease", "failed_renewals", n, "error", err)
+						logf("cannot renew the "+what, "failed_renewals", n, "error", err)
 					}
 				}
 			}()
@@ -189,21 +202,31 @@ func (r *Restarter) renewOnce(ctx context.Context, bucket *leaseBucket) error {
 	if _, err := kv.Put(ctx, r.id.Host, val); err != nil {
 		return fmt.Errorf("put %s in %s: %w", r.id.Host, kv.Bucket(), err)
 	}
+	r.acknowledged(sent, "the host lease was acknowledged", false)
+	return nil
+}
+
+// acknowledged records a renewal sent at sent and acknowledged (by the
+// bucket, or granted by the leader: grant.go); how says which, for the
+// line that tells the fence armed.
+func (r *Restarter) acknowledged(sent time.Time, how string, grant bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if grant && sent.After(r.fence.lastGrant) {
+		r.fence.lastGrant = sent
+	}
 	if sent.After(r.fence.lastOK) {
 		r.fence.lastOK = sent
 	}
 	if !r.fence.everRenewed {
 		r.fence.everRenewed = true
-		r.log.Info("self-fence armed: the host lease was acknowledged", "fence_starts_after", r.cfg.Fence.fenceStartsAfter())
+		r.log.Info("self-fence armed: "+how, "fence_starts_after", r.cfg.Fence.fenceStartsAfter())
 	}
 	if r.fence.fenced && !r.fence.renewedSince && sent.After(r.fence.fencedAt) {
 		r.fence.renewedSince = true
 		r.log.Warn("host lease renewed after the self-fence; restores stay refused until the supervisor reconciles this host with vm.list",
 			"generation", r.fence.generation)
 	}
-	return nil
 }
 
 // fenceLoop self-fences when the lease is due and, while fenced, sweeps the
@@ -464,6 +487,7 @@ func (r *Restarter) FenceStatus() Fence {
 	if f.everRenewed {
 		st.LastRenewal = f.lastOK.UTC()
 	}
+	st.LastGrant = utcOrZero(f.lastGrant)
 	return st
 }
 

@@ -27,4 +27,6 @@ type (
 	Domain           = protocol.Domain
 	Fence            = protocol.Fence
 	HostLease        = protocol.HostLease
+	GrantRequest     = protocol.GrantRequest
+	GrantReply       = protocol.GrantReply
 )

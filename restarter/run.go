@@ -42,8 +42,9 @@ func (r *Restarter) Run(ctx context.Context, bus Bus) error {
 	}
 	renewed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); r.renewLoop(ctx, bus, renewed) }()
+	go func() { defer wg.Done(); r.grantLoop(ctx, bus, renewed) }()
 	go func() { defer wg.Done(); r.fenceLoop(ctx, renewed) }()
 	go func() { defer wg.Done(); r.watchLoop(ctx, bus) }()
 	wg.Wait()

@@ -55,6 +55,7 @@ type shell struct {
 	dirty     bool
 	view      atomic.Pointer[view]
 	leases    *leaseBook
+	gate      *grantGate // lease grants to agents (grants.go)
 }
 
 // view is what other goroutines (the checkpoint scheduler, status) may read
@@ -73,6 +74,7 @@ type vmView struct {
 func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue) *shell {
 	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending(), leases: newLeaseBook()}
 	sh.disp = newDispatcher(sh)
+	sh.gate = newGrantGate(sh.leases, time.Now()) // the term's floor (grants.go)
 	return sh
 }
 
@@ -172,6 +174,8 @@ func (sh *shell) run(ctx context.Context) error {
 	}
 	_ = sh.stateKV.Delete(ctx, legacyKey)
 	sh.publishView()
+	sh.gate.refresh(sh.state)
+	defer sh.serveGrants()()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer sh.disp.wait()
@@ -230,13 +234,14 @@ func (sh *shell) step(ctx context.Context, batch []item) {
 	errs := make([]error, len(batch))
 	inputs := make([]core.Input, len(batch))
 	for i, it := range batch {
-		a, err := core.Apply(sh.state, it.in)
+		a, err := sh.gate.apply(sh.state, it.in)
 		if err != nil {
 			sh.ignore(it, err)
 		}
 		errs[i], inputs[i] = err, it.in
 		acts = append(acts, a...)
 	}
+	sh.gate.refresh(sh.state)
 	perr := sh.save(ctx, inputs, len(acts) > 0)
 	for i, it := range batch {
 		if it.done != nil {

@@ -172,6 +172,9 @@ type Fence struct {
 	RenewedSinceFence bool `json:"renewed_since_fence,omitempty"`
 	// LastRenewal is when the newest successful renewal was sent.
 	LastRenewal time.Time `json:"last_renewal,omitzero"`
+	// LastGrant is when the newest request the leader granted was sent
+	// (restarter/grant.go); zero if none was.
+	LastGrant time.Time `json:"last_grant,omitzero"`
 }
 
 // HostLease is the value an agent renews under key <host> in the
@@ -191,4 +194,27 @@ type HostLease struct {
 	// AwaitingReconcile: self-fenced and waiting for a vm.list with a
 	// leader's epoch before it takes restores again.
 	AwaitingReconcile bool `json:"awaiting_reconcile,omitempty"`
+}
+
+// GrantSubjectVerb is the supervisor verb (events.Subjects.Supervisor) of
+// host lease grants: an agent asks on "hostlease.<host>", and only the
+// leading supervisor answers.
+const GrantSubjectVerb = "hostlease"
+
+// GrantRequest asks the leading supervisor to count this agent as alive: a
+// host lease renewal over core NATS, beside the one in the xenft_hosts
+// bucket, that does not wait on a JetStream quorum write.
+type GrantRequest struct {
+	Host        string `json:"host"`
+	Incarnation string `json:"incarnation"`
+}
+
+// GrantReply is the leader's answer. Granted means: this leader holds its
+// lease, the host is not failed in its state, and it recorded the grant
+// before it replied, so that if the host fails later its self-fence
+// deadline counts from no earlier than this grant. Reason says why not.
+type GrantReply struct {
+	Granted bool   `json:"granted"`
+	Term    uint64 `json:"term"`
+	Reason  string `json:"reason,omitempty"`
 }
