@@ -299,8 +299,10 @@ func (e *env) agent(host string, o agentOptions) *agent {
 		a.stop()
 		eventstest.NoGoroutines(t, 5*time.Second, "restarter.(*Restarter)")
 	})
-	eventstest.Eventually(t, 5*time.Second, func() bool {
-		return e.sup.Command(context.Background(), host, restarter.VerbList, restarter.ListRequest{}, nil, 200*time.Millisecond) == nil
+	// Generous: at a load average of 20 (make e2e beside a CPU hog and
+	// other tests) 5 s was not enough for a race-built agent to subscribe.
+	eventstest.Eventually(t, 20*time.Second, func() bool {
+		return e.sup.Command(context.Background(), host, restarter.VerbList, restarter.ListRequest{}, nil, time.Second) == nil
 	}, "agent %s not answering", host)
 	if !o.noRun && !o.unarmed {
 		// Restores, cold starts and unpauses wait for the fence to arm.
