@@ -67,13 +67,13 @@
 //     trigger of e2e's false fences.
 //
 // What the figures showed when this bench was written (2 shared cores, runs
-// at load average 2-6 and 16-22 from other work; see bench/RESULTS.md):
+// at load average 2-15 and 16-22 from other work; see bench/RESULTS.md):
 //
 //   - CPU starvation alone kept acknowledgements under 100 ms at load 2-6
 //     (the quota on a process that only renews: one or two CFS periods,
 //     up to 200 ms); at load 16-22 up to 0.6 s with 2× hogs and 1.3 s with
-//     4×; never over 2 s. Yet the lease age passed 1 s in half of the hog
-//     runs (up to 2 s) with fast acks: the renewal was sent late (send gap
+//     4×; never over 2 s. Yet the lease age passed 1 s in about half of the
+//     hog runs (up to 2 s) with fast acks: the renewal was sent late (send gap
 //     up to 1.3 s for a 500 ms interval; ticks dropped while the process was
 //     not scheduled). A window of two intervals (the demo's 1 s) fences on
 //     one late tick, whatever the connection.
@@ -82,7 +82,7 @@
 //     22); on a connection of their own they are as fast as those of hosts
 //     that do not upload (p99 0.04-0.8 s). The own connection is the fix.
 //   - Three servers, replicas 3, uploads: every host's renewals slow down,
-//     uploading or not, own connection or not (max 0.6-1.1 s at load 2-5;
+//     uploading or not, own connection or not (max 0.6-2.3 s at load 2-15;
 //     1.8-9 s and up to 30% over 4 s at load 16-22, lease age up to 12 s),
 //     with no leader change of KV_xenft_hosts where that was watched: the
 //     puts queue behind the image stream's replication inside the cluster.
