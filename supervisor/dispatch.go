@@ -88,7 +88,10 @@ func (d *dispatcher) execute(ctx context.Context, c core.Command) {
 		return // leadership ended: the next leader re-sends under its term
 	}
 	if outcome == "" {
-		return // stale epoch: this supervisor lost the lease
+		// Stale epoch: the agent obeys a newer leader, so this one lost
+		// the lease; its answer is not fed back.
+		d.sh.s.bus.Ignored().Ignore(d.sh.log, events.IgnoredStaleEpoch, "command reply", "command", c.String(), "error", msg)
+		return
 	}
 	d.sh.log.Debug("command done", "command", c.String(), "outcome", outcome, "error", msg)
 	_ = d.sh.feed(ctx, core.ResultOf(c, time.Now(), outcome, msg), false)
