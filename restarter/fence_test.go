@@ -73,7 +73,12 @@ func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testin
 func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing.T) {
 	e := newEnv(t)
 	cp := e.makeCheckpoint(simDriver, "vm2", "g", 1, 20)
-	a := e.agent("n1", agentOptions{fence: fastFence})
+	// A window of 2.7 s, not fastFence's 0.7 s: at a load average of 15 the
+	// agent fenced a second time after the bus came back (renewals took
+	// over 0.7 s), and the restore after reconciliation met generation 2.
+	fence := fastFence
+	fence.SelfTimeout = 3 * time.Second
+	a := e.agent("n1", agentOptions{fence: fence})
 	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +115,7 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	if codeOf(err) != events.CodeNotReady {
 		t.Fatalf("unpause on a fenced host: %v, want not_ready", err)
 	}
-	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 1000 {
+	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 3000 {
 		t.Fatalf("lease while awaiting reconciliation: %+v", lease)
 	}
 	// An operator's look (no epoch) is not a reconciliation.
