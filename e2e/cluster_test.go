@@ -68,6 +68,13 @@ type options struct {
 	partitionable string
 	// fencing is shortFencing unless set.
 	fencing fencing
+	// prepare, if set, runs once the servers' names and ports are chosen,
+	// before any process starts (the soak lane mounts its slow disks and
+	// opens its proxies there).
+	prepare func(c *cluster)
+	// env, if set, adds settings to the named process's environment, after
+	// the cluster's own: the last value of a variable wins.
+	env func(name string) []string
 }
 
 // natsNode is one `xenft server` of the 3-node JetStream cluster.
@@ -139,6 +146,9 @@ func newCluster(t *testing.T, opts options) *cluster {
 		// replaced by the supervisor.
 		c.env = append(c.env, "XENFT_SUPERVISOR_FENCE_COMMAND="+strings.Join(
 			[]string{"env", "FAKEXL_STATE=" + filepath.Join(c.dir, "xl-{host}"), fakeXL, "sim-poweroff"}, ","))
+	}
+	if opts.prepare != nil {
+		opts.prepare(c)
 	}
 	for _, s := range c.servers {
 		c.startServer(s)
@@ -280,7 +290,11 @@ func (c *cluster) waitReplicated() {
 // settings and extra.
 func (c *cluster) startXenft(name string, extra []string, args ...string) {
 	c.t.Helper()
-	c.run(name, append(slices.Clone(c.env), extra...), append([]string{xenftBin}, args...))
+	env := append(slices.Clone(c.env), extra...)
+	if c.opts.env != nil {
+		env = append(env, c.opts.env(name)...)
+	}
+	c.run(name, env, append([]string{xenftBin}, args...))
 }
 
 func (c *cluster) run(name string, env, argv []string) {
@@ -314,6 +328,9 @@ func (c *cluster) startAgent(host string) {
 		// ip netns exec execs the agent in place: the pid the test holds
 		// is the agent's, and SIGKILL reaches it.
 		argv = append([]string{"ip", "netns", "exec", c.link.ns}, argv...)
+	}
+	if c.opts.env != nil {
+		env = append(env, c.opts.env(host)...)
 	}
 	c.run(host, env, argv)
 }

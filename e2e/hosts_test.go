@@ -151,6 +151,16 @@ func (g guest) String() string {
 // (written by atomic rename, so a read never sees half a state).
 func (c *cluster) guests() map[string][]guest {
 	c.t.Helper()
+	out, err := c.readGuests()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// readGuests is guests for a goroutine other than the test's (the soak's
+// checker), which may not fail the test with t.Fatal.
+func (c *cluster) readGuests() (map[string][]guest, error) {
 	out := map[string][]guest{}
 	for _, h := range hosts {
 		var st struct {
@@ -164,14 +174,14 @@ func (c *cluster) guests() map[string][]guest {
 			err = json.Unmarshal(b, &st)
 		}
 		if err != nil {
-			c.t.Fatalf("state of %s: %v", h, err)
+			return nil, fmt.Errorf("state of %s: %w", h, err)
 		}
 		for _, d := range st.Sim.Domains {
 			running := d.Pauses == 0 && !d.Suspended && !d.Crashed
 			out[d.Name] = append(out[d.Name], guest{host: h, running: running, base: d.Base, seed: d.Seed})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // runsExactlyOnce waits until each of vms exists on exactly one host and
