@@ -8,7 +8,7 @@ BIN      := bin/xenft
 # FuzzApply at 11 s).
 FUZZSCALE ?= 3
 
-.PHONY: build run test test-short e2e bench lint fuzz xen-e2e clean
+.PHONY: build run test test-short e2e soak bench lint fuzz xen-e2e clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/xenft
@@ -29,6 +29,15 @@ test-short:
 ## 2 detectors, 4 agents on the fake xl), one fault per scenario (about 4 min; the partition needs root)
 e2e:
 	$(GO) test -race -tags e2e -timeout 15m -count=1 -v ./e2e
+
+## soak: the stress and soak lane (docs/soak.md): the e2e cluster under seeded random faults
+## (CPU starvation, frozen agents, slow and cut links, stalled disks, NATS restarts) and host
+## crashes, for SOAK (default 5m) at SOAK_TIMING=default|demo; SOAK_SEED=n replays a run's choices.
+## Its last line is the JSON summary (bin/soak/result.json; findings, events and logs beside it)
+SOAK        ?= 5m
+SOAK_TIMING ?= default
+soak:
+	GO=$(GO) SOAK=$(SOAK) SOAK_TIMING=$(SOAK_TIMING) SOAK_SEED=$(SOAK_SEED) bash e2e/soak.sh
 
 ## bench: every benchmark in quick mode; writes bench/RESULTS.md
 bench:
