@@ -59,6 +59,17 @@
 //     corrupted (checkpoint_faults_test.go): the rollback uses the previous
 //     verified checkpoint, for the whole group.
 //
+// # The soak lane
+//
+// TestSoak (soak_test.go; make soak, docs/soak.md) runs the same cluster for
+// as long as SOAK says, each role behind a fault-injecting proxy and each
+// server's store on a FUSE disk that can stall, injects seeded random faults
+// (CPU quotas, a hog, frozen agents, slow and cut links, stalled disks, NATS
+// restarts) and host crashes, and checks every second that each VM runs
+// exactly once, that no healthy host is fenced and that every crash is
+// recovered from the latest consistent checkpoint. Without SOAK it is
+// skipped, so make e2e does not run it.
+//
 // Timing: fence timeouts and leases are shortened (a host's VMs restart 10 s
 // after its last beat) so that a scenario takes under a minute and the
 // suite about four on two cores; every wait has a deadline of tens of
