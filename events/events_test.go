@@ -24,6 +24,7 @@ func samplePayloads() []Payload {
 		NodeRecovered{Host: "n1", Incarnation: "i2", PreviousIncarnation: "i1", NewIncarnation: true, LastBeat: t0, LastSeq: 1, Detector: "d1"},
 		NodeFault{Host: "n1", Severity: SeverityFatal, Reason: "ipmi: power fault", Detector: "ipmi"},
 		NodeFenced{Host: "n1", Method: FenceCommand, Epoch: ep},
+		NodeFenced{Host: "n1", Method: FenceAgent, Epoch: ep},
 		NodeQuarantined{Host: "n1", Failures: 4, WindowMs: 600000, Reason: "flapping"},
 		NodeMaintenance{Host: "n1", Enabled: true, Reason: "bios update", By: "ops"},
 		CheckpointStarted{Group: "mpi", Seq: 4, Members: members, Epoch: ep},

@@ -83,6 +83,9 @@ type NodeFault struct {
 const (
 	FenceSelf    = "self"    // the self-fence deadline passed since the last beat
 	FenceCommand = "command" // a configured fence command succeeded
+	// FenceAgent: after a fatal node.fault, the host's own agent confirmed
+	// every domain of the supervisor's there destroyed.
+	FenceAgent = "agent"
 )
 
 // NodeFenced is the data of node.fenced: the host can no longer run domains.
@@ -250,8 +253,9 @@ type SupervisorRestartsResumed struct {
 }
 
 // SupervisorFenceFailed is the data of supervisor.fence_failed: a fence
-// command failed (or none is configured); a silent host's self-fence deadline
-// may still fence it.
+// command failed (or none is configured). Error ends with what fences the
+// host instead: its self-fence deadline once silent, or, after a fatal
+// fault, its agent's confirmation.
 type SupervisorFenceFailed struct {
 	Supervisor string `json:"supervisor"`
 	Host       string `json:"host"`

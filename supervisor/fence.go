@@ -13,12 +13,13 @@ import (
 )
 
 // fence runs the configured fence command for a host. Without one the answer
-// is permanent at once and the core waits for the host's self-fence deadline
-// (core.FenceHost).
+// is permanent at once; what fences the host instead (its self-fence
+// deadline, or its agent after a fatal fault) is the core's to say, and it
+// adds that to supervisor.fence_failed (core.FenceHost).
 func (d *dispatcher) fence(ctx context.Context, a core.FenceHost) (core.Outcome, string) {
 	argv := d.sh.s.cfg.FenceCommand
 	if len(argv) == 0 {
-		return core.OutcomePermanent, "no fence command configured (supervisor.fence_command); waiting for the self-fence deadline"
+		return core.OutcomePermanent, "no fence command configured (supervisor.fence_command)"
 	}
 	args := make([]string, len(argv))
 	for i, a0 := range argv {

@@ -49,9 +49,12 @@ func TestFenceCommandThatHangsIsKilledAtItsTimeout(t *testing.T) {
 	}
 }
 
-func TestNoFenceCommandIsPermanentSoTheSelfFenceDeadlineDecides(t *testing.T) {
+// Without a command the answer is permanent and names the key; it claims no
+// wait: whether a self-fence deadline or the host's agent fences it instead
+// is the core's to say (core/testdata/fence_fault_agent_fails.txt).
+func TestNoFenceCommandIsPermanentAndClaimsNoWait(t *testing.T) {
 	o, msg := fenceWith(t, nil, time.Second)
-	if o != core.OutcomePermanent || !strings.Contains(msg, "self-fence") {
+	if o != core.OutcomePermanent || !strings.Contains(msg, "supervisor.fence_command") || strings.Contains(msg, "wait") {
 		t.Fatalf("outcome %s, %q", o, msg)
 	}
 }

@@ -23,8 +23,9 @@ type Command interface {
 }
 
 // FenceHost asks for the host's fence command (e.g. power off). Without a
-// configured command the shell answers OutcomePermanent at once: for a silent
-// host the self-fence deadline then decides.
+// configured command the shell answers OutcomePermanent at once: then the
+// self-fence deadline of a silent host decides, or, after a fatal fault, the
+// host's agent (fault.go). The core says which in supervisor.fence_failed.
 type FenceHost struct {
 	Host  string `json:"host"`
 	Epoch Epoch  `json:"epoch"`
@@ -40,7 +41,8 @@ type DestroyVM struct {
 	VM    string `json:"vm"`
 	Epoch Epoch  `json:"epoch"`
 	// Reason: "rollback" (a member is rolled back), "stale" (the host runs
-	// a copy that lives elsewhere) or "cleanup" (after a failed restore).
+	// a copy that lives elsewhere), "cleanup" (after a failed restore) or
+	// "fence" (the host's fence by its agent after a fatal fault).
 	Reason string `json:"reason"`
 }
 
@@ -146,6 +148,9 @@ const (
 const (
 	FenceMethodSelf    = "self"    // the self-fence deadline passed
 	FenceMethodCommand = "command" // the fence command succeeded
+	// FenceMethodAgent: after a fatal fault, the host's own agent
+	// confirmed every copy believed there destroyed (fault.go).
+	FenceMethodAgent = "agent"
 )
 
 func (FenceHost) isAction()       {}

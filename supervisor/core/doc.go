@@ -85,8 +85,14 @@
 //
 //   - fence before restart (hosts.go, rollback.go stepStopping): a copy on a
 //     failed host is gone only when the host is fenced (fence command OK, or,
-//     for a silent host, the self-fence deadline passed); a RestoreVM is sent
-//     only for a VM with no copy believed anywhere (State.Check verifies it);
+//     for a silent host, the self-fence deadline passed, or, after a fatal
+//     fault, its agent confirmed every copy there destroyed); a RestoreVM is
+//     sent only for a VM with no copy believed anywhere (State.Check
+//     verifies it);
+//   - a fatal node.fault (fault.go): the host is failed and fenced by its own
+//     agent first, by the fence command if the agent cannot confirm, by its
+//     self-fence deadline once silent; it stays failed or fenced until the
+//     fault is cleared; moveBeforeFence is where live moves will go first;
 //   - a VM failed on a healthy host rolls its group back without fencing
 //     (vms.go onVMFailed);
 //   - whole-group rollback to the latest usable committed checkpoint, unpause

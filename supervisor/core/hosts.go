@@ -178,29 +178,6 @@ func (m *machine) onRecovered(in NodeRecovered) error {
 	return nil
 }
 
-func (m *machine) onFault(in NodeFault) error {
-	h, err := m.host(in.Host)
-	if err != nil {
-		return err
-	}
-	switch in.Severity {
-	case SeverityFatal:
-		m.touchHost(h.Name)
-		h.Fault, h.FaultReason = SeverityFatal, in.Reason
-		m.hostFailed(h, FailedByFault, h.BeatSeq, time.Time{}, "host "+h.Name+" fault: "+in.Reason)
-	case SeverityDegraded:
-		m.touchHost(h.Name)
-		h.Fault, h.FaultReason = SeverityDegraded, in.Reason
-		m.drainHost(h, "host "+h.Name+" degraded: "+in.Reason)
-	case SeverityOK:
-		m.touchHost(h.Name)
-		h.Fault, h.FaultReason = "", ""
-	default:
-		return fmt.Errorf("%w: severity %q of %s", ErrInvalid, in.Severity, in.Host)
-	}
-	return nil
-}
-
 // hostFailed declares h dead (by silence) or not to be trusted (by a fatal
 // fault): it is fenced, and every VM on it is lost for its group.
 // lastLease is when the agent was last seen renewing its lease (zero: not
@@ -317,6 +294,10 @@ func (m *machine) silentTooLong(h *Host, t time.Time) bool {
 // rejoin: a failed or fenced host is alive. It gets no work until it has
 // reported its domains (Synced) and destroyed those that must not run there.
 func (m *machine) rejoin(h *Host) {
+	if faultHolds(h) {
+		m.faultyAlive(h) // it stays out until the fault is cleared
+		return
+	}
 	m.touchHost(h.Name)
 	h.State, h.Synced, h.Fence, h.FenceDeadline, h.FailedBy = HostRejoining, false, nil, time.Time{}, ""
 }
@@ -440,6 +421,8 @@ func (m *machine) stepHosts() {
 				// liveness and fenced itself.
 			case !h.FenceDeadline.IsZero() && !m.now.Before(h.FenceDeadline):
 				m.fenced(h, FenceMethodSelf, Epoch{})
+			case m.fenceByAgent(h):
+				// A fatal fault: its agent is asked first (fault.go).
 			case h.Fence == nil:
 				h.Fence = &Op{Kind: OpFence, Host: h.Name}
 				m.sendFence(h)

@@ -35,6 +35,11 @@ func (m *machine) onResult(r Result) error {
 			m.touchHost(h.Name)
 			if r.Outcome == OutcomeOK {
 				delete(h.Cleanup, r.VM)
+				if v := m.s.VMs[r.VM]; v != nil && v.Host == h.Name {
+					// A copy believed there (only the fence of a
+					// fatal fault destroys such: fault.go) is gone.
+					m.gone(v)
+				}
 			} else {
 				m.retryLater(h.Cleanup[r.VM])
 			}
@@ -76,11 +81,13 @@ func (m *machine) fenceResult(h *Host, r Result) {
 		return
 	}
 	// Without a fence command, or if it fails, a silent host is fenced by
-	// its deadline; retrying helps a transient failure of the command only.
+	// its deadline, a host with a fatal fault by its agent if it can;
+	// retrying helps a transient failure of the command only.
 	m.retryLater(h.Fence)
 	h.Fence.Abandoned = !retryable(r.Outcome)
-	m.publish(Event{Type: EventFenceFailed, Host: h.Name, Epoch: r.Epoch, Error: r.Error, Attempt: h.Fence.Failures,
-		Retryable: retryable(r.Outcome)})
+	// The error says what fences the host instead (fault.go fenceOutlook).
+	m.publish(Event{Type: EventFenceFailed, Host: h.Name, Epoch: r.Epoch, Error: joinText(r.Error, m.fenceOutlook(h)),
+		Attempt: h.Fence.Failures, Retryable: retryable(r.Outcome)})
 }
 
 // retryable reports whether trying the same command again may succeed.

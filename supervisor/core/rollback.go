@@ -213,10 +213,13 @@ func restoreKind(seq uint64) OpKind {
 	return OpRestore
 }
 
-// stepStopping gets rid of v's old copy: a silent failed host is waited for
-// (fence), any host that may answer is told to destroy it.
+// stepStopping gets rid of v's old copy: a failed host is waited for
+// (fence), any other host that may answer is told to destroy it.
 func (m *machine) stepStopping(g *Group, v *VM) {
 	if v.Host == "" {
+		if m.fenceFirst(v) {
+			return // its copy is gone, its failed host not fenced yet
+		}
 		m.touchVM(v.Name)
 		v.State, v.Op = VMPending, nil
 		return
@@ -226,8 +229,10 @@ func (m *machine) stepStopping(g *Group, v *VM) {
 	case h.State == HostFenced:
 		m.gone(v)
 		v.State = VMPending
-	case h.State == HostFailed && h.FailedBy == FailedBySilence:
-		// Fence before restart: the copy may run until the host is fenced.
+	case h.State == HostFailed:
+		// Fence before restart: the copy may run until the host is
+		// fenced (by command, by its self-fence deadline once silent,
+		// or by its agent after a fatal fault: fault.go).
 	case h.State == HostRejoining && !h.Synced:
 		// Its domain list will tell whether the copy is still there.
 	case v.Op == nil:

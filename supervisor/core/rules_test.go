@@ -31,8 +31,9 @@ func TestRule_OneLiveCopy_SilentHostKeepsARestoredVM(t *testing.T) {
 }
 
 // TestRule_FenceBeforeRestart_FatalFault: a host failed by a fatal fault report
-// is not silent, so only a fence command or its agent's destroy proves its
-// copies gone; the self-fence deadline does not count.
+// while it beats is fenced by its agent (node.fenced, method agent) once every
+// copy there is confirmed destroyed, before any of its VMs is restored; it
+// stays fenced until the fault is cleared (fault.go, fault_test.go).
 func TestRule_FenceBeforeRestart_FatalFault(t *testing.T) { runScript(t, "fence_fault.txt") }
 
 // TestRule_VMFailedOnHealthyHost: vm.failed rolls the VM's group back without

@@ -67,7 +67,8 @@ const (
 	// HostSuspect: a detector suspects the host; it gets no new work.
 	HostSuspect HostState = "suspect"
 	// HostFailed: declared dead; its VMs may still run until it is fenced
-	// (fence command succeeded, or self-fence deadline passed).
+	// (fence command succeeded, self-fence deadline passed, or, after a
+	// fatal fault, its agent confirmed them destroyed: fault.go).
 	HostFailed HostState = "failed"
 	// HostFenced: it surely runs nothing any more.
 	HostFenced HostState = "fenced"
