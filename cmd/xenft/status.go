@@ -27,12 +27,17 @@ type statusReport struct {
 }
 
 type statusHost struct {
-	Name     string    `json:"name"`
-	State    string    `json:"state"`
-	LastBeat time.Time `json:"last_beat,omitzero"`
-	FreeMiB  int64     `json:"free_mib"`
-	Domains  []string  `json:"domains,omitempty"` // as the agent lists them now
-	Reached  bool      `json:"reached"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Fault is a site detector's finding that stands (fatal or degraded),
+	// FaultReason its reason: a host with a fatal fault stays failed or
+	// fenced until it is cleared (docs/fencing.md).
+	Fault       string    `json:"fault,omitempty"`
+	FaultReason string    `json:"fault_reason,omitempty"`
+	LastBeat    time.Time `json:"last_beat,omitzero"`
+	FreeMiB     int64     `json:"free_mib"`
+	Domains     []string  `json:"domains,omitempty"` // as the agent lists them now
+	Reached     bool      `json:"reached"`
 }
 
 type statusVM struct {
@@ -100,7 +105,8 @@ func collectStatus(ctx context.Context, bus *events.Bus) (statusReport, error) {
 	}
 	progress := map[string]uint64{}
 	for name, h := range st.Hosts {
-		sh := statusHost{Name: name, State: string(h.State), LastBeat: h.LastBeat, FreeMiB: h.FreeMiB}
+		sh := statusHost{Name: name, State: string(h.State), Fault: string(h.Fault), FaultReason: h.FaultReason,
+			LastBeat: h.LastBeat, FreeMiB: h.FreeMiB}
 		var list protocol.ListReply
 		if err := bus.Command(ctx, name, protocol.VerbList, protocol.ListRequest{}, &list, 3*time.Second); err == nil {
 			sh.Reached = true
@@ -156,6 +162,9 @@ func printStatus(out io.Writer, rep statusReport) {
 			doms = "(agent not answering)"
 		}
 		fmt.Fprintf(out, "%-12s %-11s %-10s %9d  %s\n", h.Name, h.State, ago(h.LastBeat), h.FreeMiB, doms)
+		if l := faultLine(h.Fault, h.FaultReason); l != "" {
+			fmt.Fprintf(out, "%-12s %s\n", "", l)
+		}
 	}
 	fmt.Fprintf(out, "\n%-14s %-12s %-12s %-12s %6s %10s\n", "VM", "GROUP", "HOST", "STATE", "CKPT", "PROGRESS")
 	for _, v := range rep.VMs {
@@ -180,4 +189,17 @@ func ago(t time.Time) string {
 		return "-"
 	}
 	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+// faultLine says what a host's standing fault is, under its row ("" for
+// none): status and the up view show why a host is failed or out of
+// placement while it still beats.
+func faultLine(fault, reason string) string {
+	if fault == "" {
+		return ""
+	}
+	if reason == "" {
+		reason = "no reason given"
+	}
+	return fault + " fault: " + reason
 }

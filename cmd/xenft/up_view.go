@@ -22,6 +22,7 @@ type recorder struct {
 	mu       sync.Mutex
 	recent   []string
 	counts   map[events.Type]int
+	fatal    int // node.fault events of severity fatal: hosts failed by a site detector
 	faults   []*fault
 	jsonOut  bool
 	out      *os.File
@@ -97,6 +98,9 @@ func (r *recorder) follow(ctx context.Context, bus *events.Bus) {
 	_ = bus.Tail(ctx, events.TailConfig{Since: time.Now().Add(-time.Second)}, func(_ context.Context, ev events.Event, _ events.Meta) error {
 		r.mu.Lock()
 		r.counts[ev.Type]++
+		if f, err := events.DataAs[events.NodeFault](ev); err == nil && f.Severity == events.SeverityFatal {
+			r.fatal++
+		}
 		js := r.jsonOut
 		if ev.Type == events.TypeVMRestarted {
 			for _, f := range r.faults {
@@ -225,7 +229,9 @@ func vmRows(st *core.State) []vmRow {
 
 type hostRow struct {
 	Host, State string
-	FreeMiB     int64
+	// Fault and FaultReason: a site detector's finding that stands.
+	Fault, FaultReason string `json:",omitempty"`
+	FreeMiB            int64
 }
 
 func hostRows(st *core.State) []hostRow {
@@ -234,7 +240,7 @@ func hostRows(st *core.State) []hostRow {
 		return rows
 	}
 	for name, h := range st.Hosts {
-		rows = append(rows, hostRow{Host: name, State: string(h.State), FreeMiB: h.FreeMiB})
+		rows = append(rows, hostRow{Host: name, State: string(h.State), Fault: string(h.Fault), FaultReason: h.FaultReason, FreeMiB: h.FreeMiB})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Host < rows[j].Host })
 	return rows
@@ -247,6 +253,9 @@ func (d *demo) draw(ctx context.Context, st *core.State) {
 	fmt.Fprintf(&b, "%-8s %-12s %10s   %s\n", "HOST", "STATE", "FREE MiB", "DOMAINS")
 	for _, h := range hostRows(st) {
 		fmt.Fprintf(&b, "%-8s %-12s %10d   %s\n", h.Host, h.State, h.FreeMiB, strings.Join(d.domainsOn(h.Host), " "))
+		if l := faultLine(h.Fault, h.FaultReason); l != "" {
+			fmt.Fprintf(&b, "%-8s %s\n", "", l)
+		}
 	}
 	fmt.Fprintf(&b, "\n%-8s %-8s %-8s %-12s %s\n", "VM", "GROUP", "HOST", "STATE", "FROM CKPT")
 	for _, v := range vmRows(st) {
@@ -324,7 +333,9 @@ func (d *demo) summary() {
 		"kind": "summary", "ran_s": int(time.Since(d.started).Seconds()), "faults_injected": len(r.faults), "faults": fs,
 		"vms_restarted": r.counts[events.TypeVMRestarted], "groups_rolled_back": r.counts[events.TypeGroupRolledBack],
 		"checkpoints_committed": r.counts[events.TypeCheckpointCommitted], "checkpoints_aborted": r.counts[events.TypeCheckpointAborted],
-		"hosts_failed": r.counts[events.TypeNodeFailed], "hosts_fenced": r.counts[events.TypeNodeFenced],
+		// A fatal node.fault fails a host as node.failed does.
+		"hosts_failed": r.counts[events.TypeNodeFailed] + r.fatal, "hosts_failed_by_fault": r.fatal,
+		"hosts_fenced":   r.counts[events.TypeNodeFenced],
 		"ignored_inputs": d.ignoredInputs(),
 	}
 	if d.o.json {
@@ -334,8 +345,12 @@ func (d *demo) summary() {
 	}
 	fmt.Fprintf(d.out, "\nxenft up: stopped after %s\n", time.Since(d.started).Round(time.Second))
 	fmt.Fprintf(d.out, "  checkpoints committed: %d (aborted %d)\n", r.counts[events.TypeCheckpointCommitted], r.counts[events.TypeCheckpointAborted])
-	fmt.Fprintf(d.out, "  faults injected: %d; hosts failed %d, fenced %d; VMs restarted %d; groups rolled back %d\n",
-		len(r.faults), r.counts[events.TypeNodeFailed], r.counts[events.TypeNodeFenced], r.counts[events.TypeVMRestarted], r.counts[events.TypeGroupRolledBack])
+	byFault := ""
+	if r.fatal > 0 {
+		byFault = fmt.Sprintf(" (%d by a fatal fault)", r.fatal)
+	}
+	fmt.Fprintf(d.out, "  faults injected: %d; hosts failed %d%s, fenced %d; VMs restarted %d; groups rolled back %d\n",
+		len(r.faults), r.counts[events.TypeNodeFailed]+r.fatal, byFault, r.counts[events.TypeNodeFenced], r.counts[events.TypeVMRestarted], r.counts[events.TypeGroupRolledBack])
 	fmt.Fprint(d.out, d.ignoredSummary())
 	for _, f := range fs {
 		rec := "not recovered before stop"
