@@ -175,6 +175,9 @@ func (s *soak) prepare(c *cluster) {
 	if gone := detachStaleMounts(); len(gone) > 0 {
 		c.logf("soak: detached stale mounts of an earlier run: %v", gone)
 	}
+	if gone := removeStaleGroups(); len(gone) > 0 {
+		c.logf("soak: removed stale cgroups of an earlier run: %v", gone)
+	}
 	if s.noCgroups = cgroupsUsable(); slices.Contains(s.cfg.disable, "cgroups") {
 		s.noCgroups = "SOAK_DISABLE"
 	}

@@ -98,6 +98,32 @@ func (q *cpuQuota) release() error {
 	return fmt.Errorf("not emptied: %v", err)
 }
 
+// removeStaleGroups removes the groups of soak runs whose test process is
+// gone (killed before its cleanup): their processes died with it, so the
+// groups are empty.
+func removeStaleGroups() []string {
+	ents, _ := os.ReadDir(cpuRoot)
+	var removed []string
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "xenft-soak-")
+		if !e.IsDir() || !ok {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // its test still runs
+		}
+		if syscall.Rmdir(filepath.Join(cpuRoot, e.Name())) == nil {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed
+}
+
 // cpuGroupOf reads the cpu cgroup of pid, relative to the controller root.
 func cpuGroupOf(pid int) (string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
