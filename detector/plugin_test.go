@@ -20,7 +20,21 @@ func plugin(t *testing.T, name string, args ...string) detector.PluginConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return detector.PluginConfig{Name: name, Command: path, Args: args, Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond}
+	if name == "hang" {
+		// The one meant to time out: a short timeout keeps the test short.
+		return detector.PluginConfig{Name: name, Command: path, Args: args, Interval: 500 * time.Millisecond, Timeout: 300 * time.Millisecond}
+	}
+	// Not 300 ms: at a load average of 13-21 a shell script took longer
+	// than that to start and print, so "good" and "garbage" timed out too,
+	// and the flood (2 MB through a pipe into a race-built reader) timed out
+	// at 2 s before it passed the output limit. Only the hang is meant to
+	// time out.
+	// At a load average of 30, "good" still timed out once at 2 s.
+	every := 5 * time.Second
+	if name == "flood" {
+		every = 10 * time.Second
+	}
+	return detector.PluginConfig{Name: name, Command: path, Args: args, Interval: every, Timeout: every}
 }
 
 // Site plug-ins (issue item 4a): findings become node.fault once per change;
@@ -44,9 +58,9 @@ func TestPlugins(t *testing.T) {
 
 	// Three slots at least: good and garbage ran three times each while
 	// crash, hang and flood failed as often.
-	eventstest.Eventually(t, 20*time.Second, func() bool {
+	eventstest.Eventually(t, 40*time.Second, func() bool {
 		mt := m.Metrics()
-		return mt.PluginRuns >= 6 && mt.PluginFailures >= 9
+		return mt.PluginRuns >= 6 && mt.PluginFailures >= 9 && logs.count("output exceeds") > 0
 	}, "plug-ins did not run")
 
 	for _, c := range []struct {
