@@ -124,30 +124,62 @@ func (n *NATS) Stat(ctx context.Context, key string) (Info, error) {
 // costs this much more before the fallback.
 const laggingReplicaWait = 3 * time.Second
 
+// openTimeout bounds each request of Open (the object's info, and the
+// consumer that streams its chunks) when ctx allows longer: a restore's
+// context allows ten minutes, and in the soak lane, right after a server
+// restart, an Open waited on an unanswered request for four minutes while
+// the supervisor's resends queued behind it and the group's VMs were lost.
+// A request unanswered this long is retried by the supervisor, perhaps on
+// another host. Reading the chunks is not bounded by it.
+const openTimeout = 30 * time.Second
+
 // Open streams the object; both JetStream's own digest and ours are checked.
 func (n *NATS) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
-	info, err := n.Stat(ctx, key)
+	sctx, scancel := context.WithTimeout(ctx, openTimeout)
+	defer scancel()
+	info, err := n.Stat(sctx, key)
 	wait := 20 * time.Millisecond
 	for deadline := time.Now().Add(laggingReplicaWait); errors.Is(err, ErrNotFound) && time.Now().Before(deadline); {
 		select {
-		case <-ctx.Done():
+		case <-sctx.Done():
 			return nil, Info{}, err
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 500*time.Millisecond)
-		info, err = n.Stat(ctx, key)
+		info, err = n.Stat(sctx, key)
 	}
+	scancel()
 	if err != nil {
 		return nil, Info{}, err
 	}
-	res, err := n.obj.Get(ctx, key)
+	// The result keeps Get's context for its reads: cancel the setup if it
+	// hangs, not the reads after it.
+	gctx, gcancel := context.WithCancel(ctx)
+	hung := time.AfterFunc(openTimeout, gcancel)
+	res, err := n.obj.Get(gctx, key)
+	if !hung.Stop() && err != nil {
+		err = fmt.Errorf("no answer within %s: %w", openTimeout, err)
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		gcancel()
 		return nil, Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
 	if err != nil {
+		gcancel()
 		return nil, Info{}, fmt.Errorf("open %s: %w", key, err)
 	}
-	return newVerifyingReader(digestErrAsCorrupt{res}, info), info, nil
+	return cancelOnClose{newVerifyingReader(digestErrAsCorrupt{res}, info), gcancel}, info, nil
+}
+
+// cancelOnClose releases Get's context when the reader is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	defer c.cancel()
+	return c.ReadCloser.Close()
 }
 
 // digestErrAsCorrupt maps the object store's digest error to ErrCorrupt.
