@@ -21,24 +21,6 @@ import (
 	"github.com/xenft/xenft/xen/inventory"
 )
 
-// lines collects log lines for the assertions on what an agent did.
-type lines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lines) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.b.String(), s)
-}
-
 // DESIGN "a fence needs evidence, not a slow write": an agent that cannot
 // get its lease into the xenft_hosts bucket (here the bucket is gone, as
 // when its stream has no leader) but reaches the leading supervisor, which
@@ -62,8 +44,9 @@ func TestLeaderGrantsKeepAHostWhoseLeaseBucketStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentBus := eventstest.Bus(t, s)
-	logs := &lines{}
-	log := hclog.New(&hclog.LoggerOptions{Name: "n1", Level: hclog.Info, Output: logs})
+	logs := &eventstest.LogBuffer{}
+	log := logs.Logger(t, hclog.Info).Named("n1")
+	has := func(s string) bool { return len(logs.Lines(s)) > 0 }
 	beacon, err := detector.NewBeacon(agentBus, "n1", inventory.Host{Driver: sim},
 		detector.BeaconConfig{Interval: 200 * time.Millisecond, InventoryInterval: 200 * time.Millisecond, InventoryTimeout: time.Second}, log)
 	if err != nil {
@@ -101,10 +84,10 @@ func TestLeaderGrantsKeepAHostWhoseLeaseBucketStalls(t *testing.T) {
 	}
 	// 30 failed bucket renewals, 100 ms apart: over two and a half fence
 	// windows (1.5 s − 0.3 s) with nothing stored.
-	eventstest.Eventually(t, 20*time.Second, func() bool { return logs.has("failed_renewals=30") },
+	eventstest.Eventually(t, 20*time.Second, func() bool { return has("failed_renewals=30") },
 		"the agent's bucket renewals did not fail")
-	if logs.has("SELF-FENCE") {
-		t.Fatalf("a host the leader holds alive fenced itself:\n%s", logs.b.String())
+	if has("SELF-FENCE") {
+		t.Fatalf("a host the leader holds alive fenced itself:\n%s", strings.Join(logs.Lines("SELF-FENCE"), "\n"))
 	}
 	if doms, _ := sim.List(ctx); !hasDomain(doms, "vm1") {
 		t.Fatalf("vm1 is gone: %v", doms)
@@ -116,8 +99,8 @@ func TestLeaderGrantsKeepAHostWhoseLeaseBucketStalls(t *testing.T) {
 		doms, _ := sim.List(ctx)
 		return !hasDomain(doms, "vm1")
 	}, "with neither the bucket nor a leader, the agent kept its guest")
-	if !logs.has("SELF-FENCE: no lease renewal acknowledged for") {
-		t.Fatalf("no self-fence logged:\n%s", logs.b.String())
+	if !has("SELF-FENCE: no lease renewal acknowledged for") {
+		t.Fatal("no self-fence logged")
 	}
 }
 
