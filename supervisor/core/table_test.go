@@ -141,8 +141,9 @@ func TestRule_StormGuard_Threshold(t *testing.T) {
 	}
 }
 
-// Flapping: quarantine at the (flap_threshold+1)-th failure within
-// flap_window; older failures do not count.
+// Flapping: quarantine at the (flap_threshold+1)-th real failure within
+// flap_window (the host rebooted, or was fenced); older failures do not
+// count, nor does one its agent's beats retract (flapping.txt).
 func TestRule_Flapping_Window(t *testing.T) {
 	for _, tc := range []struct {
 		at          []time.Duration
@@ -158,11 +159,16 @@ func TestRule_Flapping_Window(t *testing.T) {
 		for _, d := range tc.at {
 			at := t0.Add(d)
 			seq++
-			Apply(s, HostBeat{At: at, Host: "h1", Incarnation: "i", Seq: seq, CapacityMiB: 65536, FreeMiB: 65536})
-			if _, err := Apply(s, NodeFailed{At: at, Host: "h1", LastBeat: at, LastSeq: seq}); err != nil {
+			// A new incarnation each time: the host rebooted after each
+			// failure, which makes the one before real.
+			Apply(s, HostBeat{At: at, Host: "h1", Incarnation: fmt.Sprint("i", seq), Seq: 1, CapacityMiB: 65536, FreeMiB: 65536})
+			if _, err := Apply(s, NodeFailed{At: at, Host: "h1", LastBeat: at, LastSeq: 1}); err != nil {
 				t.Fatal(err)
 			}
 		}
+		// The last failure becomes real when its self-fence deadline passes.
+		last := t0.Add(tc.at[len(tc.at)-1])
+		Apply(s, Tick{At: last.Add(s.Policy.FenceSelfTimeout + s.Policy.FenceMargin)})
 		if got := s.Hosts["h1"].Quarantined; got != tc.quarantined {
 			t.Errorf("failures at %v: quarantined=%t, want %t", tc.at, got, tc.quarantined)
 		}
