@@ -12,4 +12,5 @@ func (r *Restarter) ArmWithoutLease() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fence.everRenewed = true
+	r.armed.Store(true)
 }

@@ -220,6 +220,7 @@ func (r *Restarter) acknowledged(sent time.Time, how string, grant bool) {
 	}
 	if !r.fence.everRenewed {
 		r.fence.everRenewed = true
+		r.armed.Store(true)
 		r.log.Info("self-fence armed: "+how, "fence_starts_after", r.cfg.Fence.fenceStartsAfter())
 	}
 	if r.fence.fenced && !r.fence.renewedSince && sent.After(r.fence.fencedAt) {
@@ -493,11 +494,12 @@ func (r *Restarter) FenceStatus() Fence {
 
 // FenceArmed reports whether the self-fence is armed: a lease renewal of
 // this incarnation was acknowledged (rule 0). The beacon says so in beats.
-func (r *Restarter) FenceArmed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.fence.everRenewed
-}
+//
+// Lock-free: the beacon asks before every beat, and r.mu may be held
+// across a slow toolstack call; a beat must never wait for one (with the
+// mutex, make e2e saw beats stop at seq 3 on a loaded machine and the
+// detectors fail healthy hosts).
+func (r *Restarter) FenceArmed() bool { return r.armed.Load() }
 
 // LastRenewal is when the newest acknowledged renewal was sent, with its
 // monotonic reading (for tests that measure the fence deadline).

@@ -51,6 +51,9 @@ type Restarter struct {
 	log   hclog.Logger
 	spare map[string]bool
 	ran   atomic.Bool
+	// armed mirrors fence.everRenewed for readers that must not take mu
+	// (FenceArmed, the beacon's question before every beat).
+	armed atomic.Bool
 	// watchRounds counts the watcher's completed comparisons (tests wait
 	// on it instead of sleeping).
 	watchRounds atomic.Uint64

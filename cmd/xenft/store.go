@@ -21,7 +21,7 @@ func openRoleStore(ctx context.Context, c StoreConfig, busCfg events.BusConfig, 
 		st, err := store.NewDir(c.Dir)
 		return st, func() {}, err
 	}
-	bus, err := connectWithRetry(ctx, busCfg, name+"-images", a)
+	bus, err := connectRetrying(ctx, busCfg, name+"-images", a, false)
 	if err != nil {
 		return nil, nil, err
 	}
