@@ -50,10 +50,6 @@ type fencing struct {
 // (restarter.ShortFenceWindow).
 var shortFencing = fencing{selfTimeout: 8 * time.Second, actionTimeout: time.Second, renew: 500 * time.Millisecond, margin: 2 * time.Second}
 
-// briefFencing has a window (4 s) shorter than a JetStream failover, for
-// the scenario where every host must fence itself.
-var briefFencing = fencing{selfTimeout: 5 * time.Second, actionTimeout: time.Second, renew: 500 * time.Millisecond, margin: 2 * time.Second}
-
 // deadline is how long after a host's last beat its VMs may restart
 // elsewhere.
 func (f fencing) deadline() time.Duration { return f.selfTimeout + f.margin }

@@ -53,8 +53,10 @@
 //     (leader_test.go);
 //   - one NATS server killed, the one leading the hosts bucket
 //     (nats_test.go): with a lease window longer than a JetStream failover
-//     nothing may happen; with a shorter one every host fences itself and
-//     every group must come back, once;
+//     nothing may happen; with a shorter one nothing may happen either,
+//     because the leading supervisor's lease grants renew every agent it
+//     reaches (the leader bucket's own leader is moved off the victim
+//     first);
 //   - a checkpoint whose save fails, and the latest checkpoint's image
 //     corrupted (checkpoint_faults_test.go): the rollback uses the previous
 //     verified checkpoint, for the whole group.

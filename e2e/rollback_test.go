@@ -10,8 +10,7 @@ import (
 )
 
 // Deadlines, generous for a loaded 2-core machine: detection takes a few
-// seconds and the self-fence deadline is 10 s after the last beat (7 s in
-// the failover scenario).
+// seconds and the self-fence deadline is 10 s after the last beat.
 const (
 	recoveryTimeout = 90 * time.Second // fault to every VM running again
 	stableFor       = 3 * time.Second  // how long "exactly once" must hold
