@@ -111,7 +111,13 @@ func (m *machine) fenceByAgent(h *Host) (wait bool) {
 			}
 			h.Cleanup[name] = &Op{Kind: OpDestroy, Host: h.Name, Reason: fenceReason}
 			m.sendCleanup(h, name)
-			if g := m.s.Groups[groupOf(v.VMConfig)]; g.Rollback != nil && !g.Rollback.Committed {
+			g := m.s.Groups[groupOf(v.VMConfig)]
+			if g.Rollback == nil && v.State == VMRunning {
+				// Its loss was left undecided while the host might
+				// return (rollback.go startRollback): now it is certain.
+				m.lost(v, "host "+h.Name+" has a fatal fault: its agent destroys "+name, true)
+			}
+			if g.Rollback != nil && !g.Rollback.Committed {
 				// The copy may be gone from now on: the rollback
 				// can no longer be abandoned if the host returns.
 				m.touchGroup(g.Name)

@@ -36,8 +36,9 @@ func (m *machine) lost(v *VM, reason string, committed bool) {
 // startRollback begins a rollback of g to its latest usable checkpoint. When
 // there is none and not every member may be cold-started, or a member's
 // policy is none, the members already lost (lost, and those without a live
-// copy) are reported unrecoverable and the others are left running:
-// destroying them would not bring the group back.
+// copy) are reported unrecoverable once the loss is certain (committed), and
+// the others are left running: destroying them would not bring the group
+// back.
 func (m *machine) startRollback(g *Group, reason string, committed bool, lost *VM) {
 	m.touchGroup(g.Name)
 	seq, ok := g.latest(0)
@@ -50,6 +51,16 @@ func (m *machine) startRollback(g *Group, reason string, committed bool, lost *V
 		}
 	}
 	if why != "" {
+		if !committed && lost != nil && lost.State == VMRunning && lost.Op == nil {
+			// Nothing can bring the lost members back, but they are
+			// not surely lost: their host failed and is not fenced
+			// yet. A host that returns brings them back running; the
+			// verdict waits for the fence (fenced calls lost again,
+			// committed). In CI a detector behind a stalled route
+			// failed a live host before its first checkpoint, and its
+			// running VM was reported unrecoverable for good.
+			return
+		}
 		for _, name := range g.Members {
 			if v := m.s.VMs[name]; (v == lost || m.isLost(v)) && v.State != VMUnrecoverable {
 				m.unrecoverable(v, why)

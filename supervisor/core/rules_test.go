@@ -140,3 +140,7 @@ func TestUnpauseRefusedByAnUnreconciledHostRestartsTheRollback(t *testing.T) {
 func TestRule_OneLiveCopy_UnarmedAgentIsNotSelfFenced(t *testing.T) {
 	runScript(t, "unarmed_self_fence.txt")
 }
+
+func TestRule_OneLiveCopy_UncheckpointedVMIsNotGivenUpBeforeItsHostIsFenced(t *testing.T) {
+	runScript(t, "uncheckpointed_host_returns.txt")
+}
