@@ -214,7 +214,8 @@ func (c *cluster) startServer(n natsNode) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	c.startXenft(n.name, nil, "server", "--config", path)
+	// Without -race (main_test.go serverBin).
+	c.run(n.name, slices.Clone(c.env), []string{serverBin, "server", "--config", path})
 }
 
 // connect is the test's own connection: the operator's and the monitor's.

@@ -11,8 +11,11 @@
 // and object store with replicas 3), two `xenft supervisor`s (one leads),
 // two `xenft detector`s and four `xenft agent`s, each driving its own host's
 // fake xl (xen/cmd/fakexl: the production xl driver execs it; each host has
-// its own state directory). The binaries are built once, the xenft one with
-// -race, so a data race in any process fails the suite. The test process
+// its own state directory). The binaries are built once: the supervisors,
+// detectors and agents run xenft built with -race, so a data race in any of
+// them fails the suite; the servers run it without (nats-server's code under
+// the race detector was slow enough to hold heartbeats back for seconds
+// behind image replication, and to fail live hosts). The test process
 // itself only plays the operator and the chaos monkey: it registers VMs,
 // asks for checkpoints, injects the fault, watches the event stream and
 // reads the fake hosts' state.
