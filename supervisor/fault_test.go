@@ -122,8 +122,9 @@ func TestFatalFaultOnAHostWhoseAgentDoesNotAnswer(t *testing.T) {
 }
 
 // faultCluster is an embedded server, three simulated hosts each running the
-// agent's composition (cmd/xenft/hostagent.go: beacon, checkpoint executor,
-// restarter, command server) on its own connection, and a supervisor with no
+// parts of package agent (beacon, checkpoint executor, restarter, command
+// server; composed here, not by agent.New, so that a test can stop a host's
+// command server alone) on its own connection, and a supervisor with no
 // fence command. Group mpi: mpi-0 on n1, mpi-1 on n2, with a committed
 // checkpoint; n3 is spare. Every event is recorded from the start.
 type faultCluster struct {

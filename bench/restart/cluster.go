@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/xenft/xenft/agent"
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
@@ -20,12 +19,11 @@ import (
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
 	"github.com/xenft/xenft/xen"
-	"github.com/xenft/xenft/xen/inventory"
 )
 
 // cluster is one measured world: an embedded NATS server with JetStream, a
 // supervisor, and simulated hosts each running the agent composition of
-// cmd/xenft/hostagent.go (beacon, checkpoint executor, restarter, command
+// package agent (beacon and probe answers, checkpoint executor, restarter, command
 // server) on its own in-process connection, so a host can be cut off alone.
 // No detector runs: the bench publishes node.failed itself (see doc.go).
 type cluster struct {
@@ -159,60 +157,27 @@ func (c *cluster) startHost(actx, ctx context.Context, i int, sh shape) error {
 	if err != nil {
 		return err
 	}
-	// The composition of cmd/xenft/hostagent.go.
-	guard := &events.EpochGuard{}
-	bcfg := detector.DefaultBeaconConfig()
-	beacon, err := detector.NewBeacon(bus, name, inventory.Host{Driver: hv}, bcfg, c.log)
+	// What `xenft agent` runs (package agent), on this host's sim.
+	acfg := agent.Config{Host: name, Heartbeat: detector.DefaultBeaconConfig(),
+		Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
+	acfg.Restarter.SpoolDir = filepath.Join(hdir, "restore")
+	acfg.Checkpoint.SpoolDir = filepath.Join(hdir, "spool")
+	ag, err := agent.New(acfg, hv, bus, c.st, c.log)
 	if err != nil {
 		bus.Close()
 		return err
 	}
-	rcfg := restarter.DefaultConfig()
-	rcfg.SpoolDir = filepath.Join(hdir, "restore")
-	rest, err := restarter.New(restarter.Identity{Host: name, Incarnation: beacon.Incarnation()}, hv, c.st, rcfg, guard, c.log)
-	if err != nil {
-		bus.Close()
-		return err
-	}
-	beacon.ReportFence(rest.FenceArmed) // as the agent does
-	// As the agent does: a capture suspends the guest, which the
-	// restarter's watcher must not report as a failure.
-	ecfg := executor.DefaultConfig()
-	ecfg.SpoolDir = filepath.Join(hdir, "spool")
-	ex, err := executor.New(rest.HoldSaves(hv), c.st, ecfg, guard, c.log)
-	if err != nil {
-		bus.Close()
-		return err
-	}
-	handlers := maps.Clone(ex.Handlers())
-	maps.Copy(handlers, rest.Handlers())
 	hctx, cancel := context.WithCancel(actx)
-	h := &simHost{name: name, sim: sim, hv: hv, bus: bus, incarnation: beacon.Incarnation(), cancel: cancel, done: make(chan struct{})}
+	h := &simHost{name: name, sim: sim, hv: hv, bus: bus, incarnation: ag.Incarnation(), cancel: cancel, done: make(chan struct{})}
 	c.hosts = append(c.hosts, h)
-	var parts sync.WaitGroup
-	for _, f := range []func(context.Context) error{
-		beacon.Run,
-		func(ctx context.Context) error { return rest.Run(ctx, bus) },
-		func(ctx context.Context) error { return bus.ServeCommands(ctx, name, handlers, 32) },
-	} {
-		parts.Add(1)
-		go func() {
-			defer parts.Done()
-			defer cancel() // when one part stops, all do
-			if err := f(hctx); err != nil && hctx.Err() == nil && !errors.Is(err, events.ErrStopped) {
-				c.log.Warn("agent part stopped", "host", name, "error", err)
-			}
-		}()
-	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer close(h.done)
 		defer bus.Close()
-		parts.Wait()
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer ccancel()
-		ex.Close(cctx)
+		if err := ag.Run(hctx); err != nil && hctx.Err() == nil {
+			c.log.Warn("agent stopped", "host", name, "error", err)
+		}
 	}()
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xenft/xenft/agent"
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/xen"
@@ -127,6 +128,11 @@ SIGINT or SIGTERM; domains it paused for a checkpoint are unpaused on stop.`,
 	return cmd
 }
 
+// agentConfig is the agent package's view of the configuration.
+func agentConfig(c Config) agent.Config {
+	return agent.Config{Host: c.Agent.Host, Heartbeat: c.Heartbeat, Checkpoint: c.Agent.Checkpoint, Restarter: c.Agent.Restarter}
+}
+
 func hypervisorFor(c AgentConfig) xen.Hypervisor {
 	if c.Driver == "sim" {
 		return &xen.Sim{Host: c.Host}
@@ -152,9 +158,9 @@ func runAgent(ctx context.Context, a *app) error {
 			return err
 		}
 	}
-	agent, err := newHostAgent(cfg, hv, bus, st, a.log)
+	ag, err := agent.New(agentConfig(cfg), hv, bus, st, a.log)
 	if err != nil {
 		return err
 	}
-	return agent.run(ctx)
+	return ag.Run(ctx)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/xenft/xenft/agent"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/store"
@@ -96,7 +97,7 @@ func (d *demo) startHost(ctx context.Context, wg *sync.WaitGroup, name string, i
 	cfg.Agent.Restarter.Fence.ActionTimeout = demoActionTimeout
 	cfg.Agent.Restarter.Fence.RenewInterval = 500 * time.Millisecond
 	cfg.Heartbeat.Interval = time.Second
-	agent, err := newHostAgent(cfg, sim, bus, d.st, d.log)
+	ag, err := agent.New(agentConfig(cfg), sim, bus, d.st, d.log)
 	if err != nil {
 		bus.Close()
 		return err
@@ -111,7 +112,7 @@ func (d *demo) startHost(ctx context.Context, wg *sync.WaitGroup, name string, i
 		defer wg.Done()
 		defer close(h.done)
 		defer bus.Close()
-		if err := agent.run(hctx); err != nil && hctx.Err() == nil {
+		if err := ag.Run(hctx); err != nil && hctx.Err() == nil {
 			d.log.Warn("agent stopped", "host", name, "error", err)
 		}
 	}()
