@@ -3,7 +3,6 @@ package restarter
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/xen"
@@ -76,7 +75,7 @@ func (r *Restarter) Unpause(ctx context.Context, req UnpauseRequest) (UnpauseRep
 // ColdStart creates vm from its xl configuration. Like Restore it refuses a
 // domain of the name already here, except the one it cold-started itself.
 func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdStartReply, error) {
-	start := time.Now()
+	start := r.clock.Now()
 	where := fmt.Sprintf("vm.coldstart of %s from %s on %s", req.VM, req.ConfigPath, r.id.Host)
 	if req.ConfigPath == "" {
 		return ColdStartReply{}, events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: config_path is required", where))
@@ -101,7 +100,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 		s, ok := r.started[req.VM]
 		r.mu.Unlock()
 		if ok && s.cold && s.domID == d.ID && d.State.Alive() {
-			return ColdStartReply{VM: req.VM, DomID: d.ID, State: string(d.State), AlreadyStarted: true, StartMs: ms(time.Since(start))}, nil
+			return ColdStartReply{VM: req.VM, DomID: d.ID, State: string(d.State), AlreadyStarted: true, StartMs: ms(r.clock.Since(start))}, nil
 		}
 		return ColdStartReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf(
 			"%s: a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", where, req.VM, d.ID, d.State))
@@ -141,7 +140,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 		return ColdStartReply{}, r.failed(ctx, where, nil)
 	}
 	r.log.Info("cold-started", "vm", req.VM, "domid", d.ID, "state", d.State, "epoch", epochString(req.Epoch))
-	return ColdStartReply{VM: req.VM, DomID: d.ID, State: string(d.State), StartMs: ms(time.Since(start))}, nil
+	return ColdStartReply{VM: req.VM, DomID: d.ID, State: string(d.State), StartMs: ms(r.clock.Since(start))}, nil
 }
 
 // List lists the guest domains and the self-fence state. With a leader's

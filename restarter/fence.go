@@ -124,7 +124,7 @@ func (r *Restarter) renewLoop(ctx context.Context, bus Bus, renewed chan<- struc
 // path in the lines logf writes of its failures (the first, then every
 // tenth in a row) and of its return.
 func (r *Restarter) paced(ctx context.Context, what string, logf func(string, ...any), renew func(context.Context) error, renewed chan<- struct{}) {
-	t := time.NewTicker(r.cfg.Fence.RenewInterval)
+	t := r.clock.NewTicker(r.cfg.Fence.RenewInterval)
 	defer t.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -158,7 +158,7 @@ func (r *Restarter) paced(ctx context.Context, what string, logf func(string, ..
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }
@@ -184,8 +184,8 @@ func (b *leaseBucket) get(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 func (r *Restarter) renewOnce(ctx context.Context, bucket *leaseBucket) error {
-	sent := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.fenceStartsAfter())
+	sent := r.clock.Now()
+	ctx, cancel := r.withTimeout(ctx, r.cfg.Fence.fenceStartsAfter())
 	defer cancel()
 	kv, err := bucket.get(ctx)
 	if err != nil {
@@ -233,7 +233,7 @@ func (r *Restarter) acknowledged(sent time.Time, how string, grant bool) {
 // fenceLoop self-fences when the lease is due and, while fenced, sweeps the
 // host every renew interval.
 func (r *Restarter) fenceLoop(ctx context.Context, renewed <-chan struct{}) {
-	timer := time.NewTimer(time.Hour)
+	timer := r.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		r.mu.Lock()
@@ -251,7 +251,7 @@ func (r *Restarter) fenceLoop(ctx context.Context, renewed <-chan struct{}) {
 			}
 			continue
 		case !fenced:
-			wait = time.Until(lastOK.Add(r.cfg.Fence.fenceStartsAfter()))
+			wait = r.clock.Until(lastOK.Add(r.cfg.Fence.fenceStartsAfter()))
 			if wait <= 0 {
 				r.selfFence(ctx)
 				continue
@@ -264,9 +264,9 @@ func (r *Restarter) fenceLoop(ctx context.Context, renewed <-chan struct{}) {
 		case <-renewed:
 			// Go 1.23 timers: after Stop no stale tick is delivered.
 			timer.Stop()
-		case <-timer.C:
+		case <-timer.Chan():
 			if fenced {
-				sctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.ActionTimeout)
+				sctx, cancel := r.withTimeout(ctx, r.cfg.Fence.ActionTimeout)
 				r.sweep(sctx)
 				cancel()
 			}
@@ -282,7 +282,7 @@ func (r *Restarter) selfFence(ctx context.Context) {
 		r.mu.Unlock()
 		return
 	}
-	now, lastOK := time.Now(), r.fence.lastOK
+	now, lastOK := r.clock.Now(), r.fence.lastOK
 	deadline := lastOK.Add(r.cfg.Fence.SelfTimeout)
 	r.fence.fenced, r.fence.fencedAt, r.fence.renewedSince, r.fence.emptied = true, now, false, false
 	r.fence.silentFor = now.Sub(lastOK).Round(time.Millisecond)
@@ -309,7 +309,7 @@ func (r *Restarter) selfFence(ctx context.Context) {
 		actionDeadline = now.Add(r.cfg.Fence.ActionTimeout)
 		r.log.Error("SELF-FENCE is late: the deadline passed before the agent could act", "late_by", now.Sub(deadline).Round(time.Millisecond))
 	}
-	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), actionDeadline)
+	fctx, cancel := r.withTimeout(context.WithoutCancel(ctx), r.clock.Until(actionDeadline))
 	defer cancel()
 	for _, o := range inflight {
 		select {
@@ -327,7 +327,7 @@ func (r *Restarter) selfFence(ctx context.Context) {
 	emptied := r.fence.emptied
 	r.mu.Unlock()
 	r.log.Error("SELF-FENCE done", "action", r.cfg.Fence.Action, "domains", n, "confirmed", emptied,
-		"before_deadline", time.Until(deadline).Round(time.Millisecond), "generation", gen)
+		"before_deadline", r.clock.Until(deadline).Round(time.Millisecond), "generation", gen)
 }
 
 // sweep applies the fence action to every guest domain while the host is
@@ -429,7 +429,7 @@ func (r *Restarter) reconcile(e events.Epoch) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := &r.fence
-	fresh := time.Since(f.lastOK) < r.cfg.Fence.fenceStartsAfter()
+	fresh := r.clock.Since(f.lastOK) < r.cfg.Fence.fenceStartsAfter()
 	if !f.fenced || !f.renewedSince || !fresh {
 		return false
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/xenft/xenft/restarter/protocol"
 )
@@ -40,8 +39,8 @@ func (r *Restarter) grantLoop(ctx context.Context, bus Bus, renewed chan<- struc
 var errNotGranted = errors.New("not granted")
 
 func (r *Restarter) askGrant(ctx context.Context, bus Bus) error {
-	sent := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Fence.fenceStartsAfter())
+	sent := r.clock.Now()
+	ctx, cancel := r.withTimeout(ctx, r.cfg.Fence.fenceStartsAfter())
 	defer cancel()
 	req, _ := json.Marshal(protocol.GrantRequest{Host: r.id.Host, Incarnation: r.id.Incarnation})
 	subject := bus.Subjects().Supervisor(protocol.GrantSubjectVerb + "." + r.id.Host)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jonboulle/clockwork"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/checkpointer/executor"
@@ -199,6 +200,7 @@ type agentOptions struct {
 	unarmed      bool                  // create no bucket, nor wait for the first renewal to arm the fence
 	logs         *logLines             // also receives the agent's log lines
 	shared       *sharedListing        // the watcher lists through it, as in the agent
+	clock        clockwork.Clock       // nil: the machine's
 }
 
 // logLines collects log lines, for tests that check what was (not) logged.
@@ -256,7 +258,11 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	if o.logs != nil {
 		log = hclog.New(&hclog.LoggerOptions{Name: host, Level: hclog.Warn, Output: io.MultiWriter(o.logs, testLog{t})})
 	}
-	r, err := restarter.New(restarter.Identity{Host: host, Incarnation: "inc-" + host}, rec, e.store, cfg, guard, log)
+	var opts []restarter.Option
+	if o.clock != nil {
+		opts = append(opts, restarter.WithClock(o.clock))
+	}
+	r, err := restarter.New(restarter.Identity{Host: host, Incarnation: "inc-" + host}, rec, e.store, cfg, guard, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/store"
@@ -43,6 +44,10 @@ type Identity struct {
 // goroutine per command); commands on one VM are serialised. Run owns the
 // lease renewal, the fence and the watcher. All mutable state is under mu.
 type Restarter struct {
+	// clock tells the time of every lease, fence and timing decision
+	// (WithClock); tests drive it to check the self-fence to the
+	// millisecond.
+	clock clockwork.Clock
 	id    Identity
 	hv    Hypervisor
 	store store.ImageStore
@@ -110,7 +115,7 @@ type op struct {
 // New returns a restarter for host id. guard is the agent's one epoch
 // guard, shared with the checkpointer: a command of an old leader's term is
 // refused whichever of the two it reaches.
-func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuard, log hclog.Logger) (*Restarter, error) {
+func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuard, log hclog.Logger, opts ...Option) (*Restarter, error) {
 	if id.Host == "" {
 		return nil, errors.New("restarter: host name is empty")
 	}
@@ -131,12 +136,16 @@ func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *eve
 		}
 	}
 	r := &Restarter{
-		id: id, hv: hv, store: st, cfg: cfg, guard: guard,
+		clock: clockwork.NewRealClock(),
+		id:    id, hv: hv, store: st, cfg: cfg, guard: guard,
 		log:    log.Named("restarter").With("host", id.Host),
 		spare:  map[string]bool{},
 		vmLock: map[string]chan struct{}{}, current: map[string]*op{}, newest: map[string]events.Epoch{},
 		ops: map[*op]struct{}{}, busy: map[string]int{}, replacing: map[string]int{}, replaced: map[string]uint64{},
 		started: map[string]startedDomain{}, fencedPaused: map[string]int{},
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	for _, s := range cfg.Fence.Spare {
 		r.spare[s] = true

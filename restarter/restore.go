@@ -41,7 +41,7 @@ func validateRestore(r RestoreRequest) error {
 // except the one this agent restored from the same checkpoint, which makes a
 // retry succeed without a second copy.
 func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreReply, error) {
-	start := time.Now()
+	start := r.clock.Now()
 	where := fmt.Sprintf("vm.restore of %s from checkpoint %s/%d on %s", req.VM, req.Group, req.Seq, r.id.Host)
 	if err := validateRestore(req); err != nil {
 		return RestoreReply{}, events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: %w", where, err))
@@ -68,7 +68,7 @@ func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreRep
 		s, ok := r.started[req.VM]
 		r.mu.Unlock()
 		if ok && !s.cold && s.group == req.Group && s.seq == req.Seq && s.imageKey == req.ImageKey && s.domID == d.ID && d.State.Alive() {
-			return RestoreReply{VM: req.VM, DomID: d.ID, State: string(d.State), AlreadyRestored: true, TotalMs: ms(time.Since(start))}, nil
+			return RestoreReply{VM: req.VM, DomID: d.ID, State: string(d.State), AlreadyRestored: true, TotalMs: ms(r.clock.Since(start))}, nil
 		}
 		return RestoreReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf(
 			"%s: a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", where, req.VM, d.ID, d.State))
@@ -80,13 +80,13 @@ func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreRep
 	}
 	spool := f.Name()
 	defer os.Remove(spool)
-	fetchStart := time.Now()
+	fetchStart := r.clock.Now()
 	if err := r.fetch(octx, req, f); err != nil {
 		return RestoreReply{}, r.failed(ctx, where, err)
 	}
-	fetched := time.Since(fetchStart)
+	fetched := r.clock.Since(fetchStart)
 
-	restoreStart := time.Now()
+	restoreStart := r.clock.Now()
 	err = r.hv.Restore(octx, spool, xen.RestoreOptions{ConfigPath: req.ConfigPath, Paused: req.WantPaused()})
 	if err != nil {
 		if !isExists(err) {
@@ -96,7 +96,7 @@ func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreRep
 		}
 		return RestoreReply{}, r.failed(ctx, where, classify(err))
 	}
-	restored := time.Since(restoreStart)
+	restored := r.clock.Since(restoreStart)
 	d, found, err = r.domain(context.WithoutCancel(octx), req.VM)
 	if err == nil && !found {
 		err = fmt.Errorf("xl restore succeeded but no domain named %s is listed (does the image's config name another domain?)", req.VM)
@@ -117,7 +117,7 @@ func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreRep
 	r.log.Info("restored", "vm", req.VM, "group", req.Group, "seq", req.Seq, "domid", d.ID, "state", d.State,
 		"fetch", fetched.Round(time.Millisecond), "restore", restored.Round(time.Millisecond), "epoch", epochString(req.Epoch))
 	return RestoreReply{VM: req.VM, DomID: d.ID, State: string(d.State),
-		FetchMs: ms(fetched), RestoreMs: ms(restored), TotalMs: ms(time.Since(start))}, nil
+		FetchMs: ms(fetched), RestoreMs: ms(restored), TotalMs: ms(r.clock.Since(start))}, nil
 }
 
 // failed shapes the error of a restore or cold start that did not complete:

@@ -63,7 +63,7 @@ type watcher struct {
 // watchLoop watches until ctx ends, publishing queued reports after each
 // round.
 func (r *Restarter) watchLoop(ctx context.Context, pub Bus) {
-	t := time.NewTicker(r.cfg.WatchInterval)
+	t := r.clock.NewTicker(r.cfg.WatchInterval)
 	defer t.Stop()
 	w := &watcher{seen: map[string]xen.Domain{}}
 	for {
@@ -72,7 +72,7 @@ func (r *Restarter) watchLoop(ctx context.Context, pub Bus) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }
@@ -83,7 +83,7 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 	// After gen is read: the listing must show every command that ended
 	// before, or a domain such a command removed would be taken for one
 	// that vanished on its own.
-	since := time.Now()
+	since := r.clock.Now()
 	r.mu.Unlock()
 	if fenced {
 		clear(w.seen)
@@ -185,7 +185,7 @@ func (r *Restarter) queueReport(vm, group string, domID int, reason string) {
 	}
 	r.log.Warn("vm failed", "vm", vm, "domid", domID, "reason", reason)
 	r.reports = append(r.reports, pendingReport{
-		id: FailureID(r.id.Host, r.id.Incarnation, vm, domID), at: time.Now(),
+		id: FailureID(r.id.Host, r.id.Incarnation, vm, domID), at: r.clock.Now(),
 		payload: events.VMFailed{VM: vm, Group: group, Host: r.id.Host, Reason: reason},
 	})
 }

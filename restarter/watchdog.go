@@ -111,7 +111,7 @@ func (r *Restarter) mayRun() bool {
 	defer r.mu.Unlock()
 	// Unarmed (no renewal acknowledged yet), the agent keeps its guests
 	// and the supervisor does not count on their end (fence.go, rule 0).
-	return !r.fence.everRenewed || time.Since(r.fence.lastOK) < r.cfg.Fence.SelfTimeout || (r.fence.fenced && r.fence.emptied)
+	return !r.fence.everRenewed || r.clock.Since(r.fence.lastOK) < r.cfg.Fence.SelfTimeout || (r.fence.fenced && r.fence.emptied)
 }
 
 // watchdogLoop pets w while the agent may keep its guests running, until ctx
@@ -119,7 +119,7 @@ func (r *Restarter) mayRun() bool {
 // armed. Run cancels ctx only after the fence loop ended, so that a
 // self-fence carried past the stop is judged on its outcome.
 func (r *Restarter) watchdogLoop(ctx context.Context, w *watchdog) {
-	t := time.NewTicker(w.interval)
+	t := r.clock.NewTicker(w.interval)
 	defer t.Stop()
 	petting, failing := true, 0
 	for {
@@ -145,7 +145,7 @@ func (r *Restarter) watchdogLoop(ctx context.Context, w *watchdog) {
 		case <-ctx.Done():
 			r.closeWatchdog(w)
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }
