@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jonboulle/clockwork"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
 )
@@ -47,7 +47,7 @@ type Restarter struct {
 	// clock tells the time of every lease, fence and timing decision
 	// (WithClock); tests drive it to check the self-fence to the
 	// millisecond.
-	clock clockwork.Clock
+	clock clock.Clock
 	id    Identity
 	hv    Hypervisor
 	store store.ImageStore
@@ -136,7 +136,7 @@ func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *eve
 		}
 	}
 	r := &Restarter{
-		clock: clockwork.NewRealClock(),
+		clock: clock.Real(),
 		id:    id, hv: hv, store: st, cfg: cfg, guard: guard,
 		log:    log.Named("restarter").With("host", id.Host),
 		spare:  map[string]bool{},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
@@ -37,7 +36,7 @@ func (d *dispatcher) run(ctx context.Context, acts []core.Action) {
 			if p == nil {
 				continue
 			}
-			ev, err := events.New("xenft/supervisor/"+d.sh.s.cfg.ID, time.Now(), p)
+			ev, err := events.New("xenft/supervisor/"+d.sh.s.cfg.ID, d.sh.s.clock.Now(), p)
 			if err != nil {
 				d.sh.log.Warn("cannot build event", "type", p.EventType(), "error", err)
 				continue
@@ -94,7 +93,7 @@ func (d *dispatcher) execute(ctx context.Context, c core.Command) {
 		return
 	}
 	d.sh.log.Debug("command done", "command", c.String(), "outcome", outcome, "error", msg)
-	_ = d.sh.feed(ctx, core.ResultOf(c, time.Now(), outcome, msg), false)
+	_ = d.sh.feed(ctx, core.ResultOf(c, d.sh.s.clock.Now(), outcome, msg), false)
 }
 
 // do performs c and classifies the outcome (DESIGN "every failure classified

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -16,7 +17,7 @@ func fenceWith(t *testing.T, argv []string, timeout time.Duration) (core.Outcome
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.FenceCommand, cfg.FenceTimeout = argv, timeout
-	sh := &shell{s: &Supervisor{cfg: cfg}, log: hclog.NewNullLogger()}
+	sh := &shell{s: &Supervisor{clock: clock.Real(), cfg: cfg}, log: hclog.NewNullLogger()}
 	return newDispatcher(sh).fence(context.Background(), core.FenceHost{Host: "n7"})
 }
 

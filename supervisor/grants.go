@@ -119,7 +119,7 @@ func (sh *shell) serveGrants() (stop func()) {
 			// is what a permission can bind to an identity).
 			rep.Reason = fmt.Sprintf("host %q asked on %s", req.Host, m.Subject)
 		default:
-			now := time.Now()
+			now := sh.s.clock.Now()
 			rep.Granted, rep.Reason = sh.gate.grant(req.Host, now, sh.s.elector.Holds(now))
 		}
 		b, _ := json.Marshal(rep)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // leaderKey is the one key of the xenft_leader bucket.
@@ -31,10 +32,11 @@ type Lease struct {
 // leader has a higher term than any before it without storing a counter that
 // the TTL would expire.
 type Elector struct {
-	kv  jetstream.KeyValue
-	id  string
-	ttl time.Duration
-	log hclog.Logger
+	clock clock.Clock
+	kv    jetstream.KeyValue
+	id    string
+	ttl   time.Duration
+	log   hclog.Logger
 	// heldUntil is when this holder's lease may have expired at the
 	// earliest, by its own monotonic clock: the send time of the newest
 	// successful write of the key plus two thirds of the TTL (the key
@@ -55,9 +57,16 @@ func (e *Elector) held(sent time.Time) {
 	e.heldUntil.Store(&until)
 }
 
-// NewElector competes as id in kv, whose bucket TTL is ttl.
+// NewElector competes as id in kv, whose bucket TTL is ttl, on the
+// machine's clock.
 func NewElector(kv jetstream.KeyValue, id string, ttl time.Duration, log hclog.Logger) *Elector {
-	return &Elector{kv: kv, id: id, ttl: ttl, log: log.Named("lease")}
+	return NewElectorOn(clock.Real(), kv, id, ttl, log)
+}
+
+// NewElectorOn is NewElector on c: the renewals' pace, the send times that
+// date the lease, and Holds' end all read c.
+func NewElectorOn(c clock.Clock, kv jetstream.KeyValue, id string, ttl time.Duration, log hclog.Logger) *Elector {
+	return &Elector{clock: c, kv: kv, id: id, ttl: ttl, log: log.Named("lease")}
 }
 
 // Run competes for the lease until ctx ends. Each time this supervisor wins,
@@ -75,7 +84,7 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, term u
 			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrKeyExists) {
 				e.log.Warn("cannot reach the lease bucket", "error", err)
 			}
-			sleep(ctx, retry)
+			clock.Sleep(ctx, e.clock, retry)
 			continue
 		}
 		e.log.Info("became leader", "id", e.id, "term", term)
@@ -98,16 +107,16 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, term u
 		e.log.Info("leadership ended", "id", e.id, "term", term)
 		e.release(context.WithoutCancel(ctx), term)
 		if gaveUp {
-			sleep(ctx, e.ttl) // a few of the others' tries: one of them gets it
+			clock.Sleep(ctx, e.clock, e.ttl) // a few of the others' tries: one of them gets it
 		}
 	}
 }
 
 // acquire creates the key; it fails with ErrKeyExists while another holds it.
 func (e *Elector) acquire(ctx context.Context) (term, rev uint64, err error) {
-	cctx, cancel := context.WithTimeout(ctx, e.ttl/3)
+	cctx, cancel := clock.WithTimeout(ctx, e.clock, e.ttl/3)
 	defer cancel()
-	sent := time.Now()
+	sent := e.clock.Now()
 	// The term is known only after Create returns its revision; the value is
 	// rewritten with it at once (the first renewal).
 	rev, err = e.kv.Create(cctx, leaderKey, e.value(0))
@@ -123,7 +132,7 @@ func (e *Elector) acquire(ctx context.Context) (term, rev uint64, err error) {
 }
 
 func (e *Elector) value(term uint64) []byte {
-	b, _ := json.Marshal(Lease{Holder: e.id, Term: term, Since: time.Now().UTC()})
+	b, _ := json.Marshal(Lease{Holder: e.id, Term: term, Since: e.clock.Now().UTC()})
 	return b
 }
 
@@ -139,13 +148,13 @@ func (e *Elector) value(term uint64) []byte {
 // as before: the old rule ended leadership at most two thirds of the TTL
 // after the newest successful write was sent, and so does this one.
 func (e *Elector) renew(ctx context.Context, term, rev uint64) {
-	t := time.NewTicker(e.ttl / 3)
+	t := e.clock.NewTicker(e.ttl / 3)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 		next, err := e.renewOnce(ctx, term, rev)
 		if err != nil {
@@ -163,11 +172,11 @@ func (e *Elector) renew(ctx context.Context, term, rev uint64) {
 func (e *Elector) renewOnce(ctx context.Context, term, rev uint64) (uint64, error) {
 	for attempt := 1; ; attempt++ {
 		until := e.heldUntil.Load()
-		if until == nil || !time.Now().Before(*until) {
+		if until == nil || !e.clock.Now().Before(*until) {
 			return 0, fmt.Errorf("no renewal acknowledged before the lease may have expired (attempt %d)", attempt)
 		}
-		rctx, cancel := context.WithDeadline(ctx, *until)
-		sent := time.Now()
+		rctx, cancel := clock.WithDeadline(ctx, e.clock, *until)
+		sent := e.clock.Now()
 		next, err := e.kv.Update(rctx, leaderKey, e.value(term), rev)
 		cancel()
 		switch {
@@ -184,14 +193,14 @@ func (e *Elector) renewOnce(ctx context.Context, term, rev uint64) (uint64, erro
 		if attempt == 1 {
 			e.log.Warn("lease renewal slow or failed; trying again while the lease holds", "term", term, "error", err)
 		}
-		sleep(ctx, min(e.ttl/10, time.Until(*until)))
+		clock.Sleep(ctx, e.clock, min(e.ttl/10, e.clock.Until(*until)))
 	}
 }
 
 // release deletes the key if we still hold it, so a successor need not wait
 // for the TTL after a clean stop.
 func (e *Elector) release(ctx context.Context, term uint64) {
-	ctx, cancel := context.WithTimeout(ctx, e.ttl/3)
+	ctx, cancel := clock.WithTimeout(ctx, e.clock, e.ttl/3)
 	defer cancel()
 	entry, err := e.kv.Get(ctx, leaderKey)
 	if err != nil {
@@ -215,13 +224,4 @@ func Current(ctx context.Context, kv jetstream.KeyValue) (Lease, error) {
 		return Lease{}, fmt.Errorf("leader lease: %w", err)
 	}
 	return l, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

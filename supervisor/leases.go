@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/restarter/protocol"
 	"github.com/xenft/xenft/supervisor/core"
 )
@@ -76,19 +77,19 @@ func (sh *shell) watchLeases(ctx context.Context) {
 		}
 		defer func() { _ = w.Stop() }()
 		live := false // past the stored values: updates are renewals as they happen
-		quiet := time.NewTicker(leaseWatchQuiet)
+		quiet := sh.s.clock.NewTicker(leaseWatchQuiet)
 		defer quiet.Stop()
-		lastUpdate := time.Now()
+		lastUpdate := sh.s.clock.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-quiet.C:
-				if time.Since(lastUpdate) >= leaseWatchQuiet {
+			case <-quiet.Chan():
+				if sh.s.clock.Since(lastUpdate) >= leaseWatchQuiet {
 					sh.reconcileFromBucket(ctx, kv, asked)
 				}
 			case e, ok := <-w.Updates():
-				lastUpdate = time.Now()
+				lastUpdate = sh.s.clock.Now()
 				if !ok {
 					return errWatchClosed
 				}
@@ -103,7 +104,7 @@ func (sh *shell) watchLeases(ctx context.Context) {
 				if json.Unmarshal(e.Value(), &lease) != nil || lease.Host == "" || lease.SelfTimeoutMs < 0 {
 					continue
 				}
-				now := time.Now()
+				now := sh.s.clock.Now()
 				at := now
 				if !live && e.Created().Before(now) {
 					at = e.Created()
@@ -180,7 +181,7 @@ func (sh *shell) keepWatching(ctx context.Context, what string, watch func(conte
 			return
 		}
 		sh.log.Warn("watch stopped; starting it again", "watch", what, "error", err)
-		sleep(ctx, time.Second)
+		clock.Sleep(ctx, sh.s.clock, time.Second)
 	}
 }
 
@@ -189,10 +190,10 @@ func (sh *shell) keepWatching(ctx context.Context, what string, watch func(conte
 func (sh *shell) reconcile(ctx context.Context, host string, asked map[string]time.Time) {
 	// The lease is renewed every second; ask again only if the previous
 	// answer did not clear the mark.
-	if time.Since(asked[host]) < 5*time.Second {
+	if sh.s.clock.Since(asked[host]) < 5*time.Second {
 		return
 	}
-	asked[host] = time.Now()
+	asked[host] = sh.s.clock.Now()
 	// Synchronous: a listing takes milliseconds and reconciles are rare; the
 	// watch buffers updates meanwhile.
 	var rep protocol.ListReply

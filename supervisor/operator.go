@@ -79,7 +79,7 @@ func (s *Supervisor) answerOperator(ctx context.Context, sh *shell, m *nats.Msg)
 		reply(fmt.Errorf("bad request: %w", err))
 		return
 	}
-	in, err := req.input(time.Now())
+	in, err := req.input(s.clock.Now())
 	if err != nil {
 		reply(err)
 		return

@@ -44,7 +44,7 @@ const pollInterval = time.Second
 // latest committed one, so a leader change does not checkpoint everything at
 // once.
 func (sc *scheduler) run(ctx context.Context) {
-	t := time.NewTicker(pollInterval)
+	t := sc.s.clock.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
 		specs := sc.specs()
@@ -52,7 +52,7 @@ func (sc *scheduler) run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			sc.s.log.Warn("group settings incomplete", "error", err)
 		}
-		now := time.Now()
+		now := sc.s.clock.Now()
 		for _, g := range specs {
 			interval := sc.s.cfg.CheckpointInterval
 			if st, ok := settings[g.Name]; ok {
@@ -81,7 +81,7 @@ func (sc *scheduler) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 	}
 }
@@ -133,7 +133,7 @@ func (sc *scheduler) start(g checkpointer.GroupSpec) {
 		return
 	}
 	sc.running[g.Name] = true
-	sc.last[g.Name] = time.Now()
+	sc.last[g.Name] = sc.s.clock.Now()
 	ctx := sc.ctx
 	sc.wg.Add(1)
 	go func() {

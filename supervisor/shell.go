@@ -74,7 +74,7 @@ type vmView struct {
 func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue) *shell {
 	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending(), leases: newLeaseBook()}
 	sh.disp = newDispatcher(sh)
-	sh.gate = newGrantGate(sh.leases, time.Now()) // the term's floor (grants.go)
+	sh.gate = newGrantGate(sh.leases, sh.s.clock.Now()) // the term's floor (grants.go)
 	return sh
 }
 
@@ -136,7 +136,7 @@ func (sh *shell) persist(ctx context.Context) error {
 	if err := sh.pending.write(pctx, sh.stateKV, sh.state); err != nil {
 		return fmt.Errorf("persist supervisor state: %w", err)
 	}
-	sh.lastSaved, sh.dirty = time.Now(), false
+	sh.lastSaved, sh.dirty = sh.s.clock.Now(), false
 	return nil
 }
 
@@ -145,7 +145,7 @@ func (sh *shell) run(ctx context.Context) error {
 	if err := sh.load(ctx); err != nil {
 		return err
 	}
-	now := time.Now()
+	now := sh.s.clock.Now()
 	// The policy is applied at the state's own last time, so no time passes
 	// before the new term begins: a deadline that passed during the handover
 	// must fire under this term (its commands and events then go out), not
@@ -186,7 +186,7 @@ func (sh *shell) run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); sh.startSources(ctx, &wg) }()
 
-	flush := time.NewTicker(beatPersistEvery)
+	flush := sh.s.clock.NewTicker(beatPersistEvery)
 	defer flush.Stop()
 	for {
 		select {
@@ -195,8 +195,8 @@ func (sh *shell) run(ctx context.Context) error {
 				_ = sh.persist(context.WithoutCancel(ctx))
 			}
 			return nil
-		case <-flush.C:
-			if sh.dirty && time.Since(sh.lastSaved) >= beatPersistEvery {
+		case <-flush.Chan():
+			if sh.dirty && sh.s.clock.Since(sh.lastSaved) >= beatPersistEvery {
 				if err := sh.persist(ctx); err != nil {
 					sh.log.Warn("persist failed", "error", err)
 				}
@@ -267,7 +267,7 @@ func (sh *shell) save(ctx context.Context, inputs []core.Input, acting bool) err
 	if sh.pending.empty() && !acting {
 		return nil
 	}
-	if !acting && time.Since(sh.lastSaved) < beatPersistEvery && onlyBeatsAndTicks(inputs) {
+	if !acting && sh.s.clock.Since(sh.lastSaved) < beatPersistEvery && onlyBeatsAndTicks(inputs) {
 		sh.dirty = true
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -63,7 +64,7 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 		// instead of one recorded event at a time (placing restores on
 		// hosts whose failure is still queued); each event is still acked
 		// only after the state it produced is recorded.
-		err := sh.s.bus.ConsumePipelined(ctx, events.ConsumeConfig{Durable: consumerName, Filters: filters, StartAt: time.Now().Add(-time.Minute)}, 256,
+		err := sh.s.bus.ConsumePipelined(ctx, events.ConsumeConfig{Durable: consumerName, Filters: filters, StartAt: sh.s.clock.Now().Add(-time.Minute)}, 256,
 			func(ctx context.Context, ev events.Event, _ events.Meta) events.Await {
 				in, ok := sh.translate(ev)
 				if !ok {
@@ -86,7 +87,7 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 			})
 		if err != nil && !errors.Is(err, events.ErrStopped) {
 			sh.log.Warn("event consumer failed, restarting", "error", err)
-			sleep(ctx, time.Second)
+			clock.Sleep(ctx, sh.s.clock, time.Second)
 		}
 	}
 }
@@ -94,7 +95,7 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 // translate turns an event into the core's input; ok is false for events the
 // core does not take (and for the core's own outputs).
 func (sh *shell) translate(ev events.Event) (core.Input, bool) {
-	now := time.Now()
+	now := sh.s.clock.Now()
 	p, err := ev.Payload()
 	if err != nil {
 		sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidEvent, ev.Type.Short(), "event", ev.ID, "source", ev.Source, "error", err)
@@ -155,7 +156,7 @@ func (sh *shell) feedBeats(ctx context.Context) {
 				sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidHeartbeat, "heartbeat", "subject", m.Subject, "error", err)
 				continue
 			}
-			now := time.Now()
+			now := sh.s.clock.Now()
 			prev := seen[head.Host]
 			if prev.inc == head.Incarnation && now.Sub(prev.at) < every && !prev.unarmed {
 				// An unarmed host's beats are all fed: the one that
@@ -189,7 +190,7 @@ func (sh *shell) feedInventory(ctx context.Context) {
 		sh.log.Warn("inventory incomplete", "error", err)
 	}
 	for _, v := range vms {
-		_ = sh.feed(ctx, core.VMRegistered{At: time.Now(), Config: v.VMConfig}, true)
+		_ = sh.feed(ctx, core.VMRegistered{At: sh.s.clock.Now(), Config: v.VMConfig}, true)
 	}
 }
 
@@ -217,7 +218,7 @@ func (sh *shell) watchInventory(ctx context.Context) {
 					continue
 				}
 				if e.Operation() != jetstream.KeyValuePut {
-					_ = sh.feed(ctx, core.VMUnregistered{At: time.Now(), VM: e.Key()}, false)
+					_ = sh.feed(ctx, core.VMUnregistered{At: sh.s.clock.Now(), VM: e.Key()}, false)
 					continue
 				}
 				var v VMSpec
@@ -225,7 +226,7 @@ func (sh *shell) watchInventory(ctx context.Context) {
 					sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidInput, "vm registration", "key", e.Key(), "error", err)
 					continue
 				}
-				_ = sh.feed(ctx, core.VMRegistered{At: time.Now(), Config: v.VMConfig}, false)
+				_ = sh.feed(ctx, core.VMRegistered{At: sh.s.clock.Now(), Config: v.VMConfig}, false)
 			}
 		}
 	})
@@ -244,7 +245,7 @@ func (sh *shell) feedCatalog(ctx context.Context) {
 			continue
 		}
 		for i := len(recs) - 1; i >= 0; i-- {
-			_ = sh.feed(ctx, core.CheckpointCommitted{At: time.Now(), Group: g, Seq: recs[i].Seq, VMs: memberNames(recs[i])}, true)
+			_ = sh.feed(ctx, core.CheckpointCommitted{At: sh.s.clock.Now(), Group: g, Seq: recs[i].Seq, VMs: memberNames(recs[i])}, true)
 		}
 	}
 }
@@ -260,13 +261,13 @@ func memberNames(r checkpointer.Record) []string {
 // tick feeds the time every second: retries and self-fence deadlines fire on
 // ticks.
 func (sh *shell) tick(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := sh.s.clock.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case now := <-t.Chan():
 			_ = sh.feed(ctx, core.Tick{At: now}, false)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // The core counts a host silent after fence_self_timeout between two of its
@@ -26,7 +27,7 @@ func TestBeatFeedComesWellWithinTheSelfFenceTimeout(t *testing.T) {
 // A watch that cannot start (its bucket has no leader during a failover)
 // is started again until it runs, and stops for good only with its context.
 func TestWatchesAreStartedAgainUntilTheLeadershipEnds(t *testing.T) {
-	sh := &shell{log: hclog.NewNullLogger()}
+	sh := &shell{s: &Supervisor{clock: clock.Real()}, log: hclog.NewNullLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	calls := 0

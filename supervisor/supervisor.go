@@ -15,6 +15,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 )
 
@@ -22,6 +23,7 @@ import (
 // and, while it leads, recovers checkpoints a predecessor left half done,
 // runs each group's checkpoint schedule and answers on-demand requests.
 type Supervisor struct {
+	clock     clock.Clock // every timing decision reads it (WithClock)
 	bus       *events.Bus
 	cfg       Config
 	log       hclog.Logger
@@ -36,7 +38,7 @@ type Supervisor struct {
 }
 
 // New wires a supervisor to the bus and an image store.
-func New(ctx context.Context, bus *events.Bus, st store.ImageStore, cfg Config, log hclog.Logger) (*Supervisor, error) {
+func New(ctx context.Context, bus *events.Bus, st store.ImageStore, cfg Config, log hclog.Logger, opts ...Option) (*Supervisor, error) {
 	if err := cfg.Validate("supervisor"); err != nil {
 		return nil, err
 	}
@@ -50,11 +52,14 @@ func New(ctx context.Context, bus *events.Bus, st store.ImageStore, cfg Config, 
 		}
 		kvs[b] = kv
 	}
-	s := &Supervisor{bus: bus, cfg: cfg, log: log, stateKV: kvs[names.State()]}
+	s := &Supervisor{clock: clock.Real(), bus: bus, cfg: cfg, log: log, stateKV: kvs[names.State()]}
+	for _, o := range opts {
+		o(s)
+	}
 	s.inventory = NewInventory(kvs[names.VMs()], kvs[names.Groups()])
 	s.catalog = checkpointer.NewCatalog(kvs[names.Checkpoints()])
 	s.coord = checkpointer.NewCoordinator(cfg.ID, bus, bus, s.catalog, st, cfg.Checkpoint, log)
-	s.elector = NewElector(kvs[names.Leader()], cfg.ID, bus.Config().LeaderTTL, log)
+	s.elector = NewElectorOn(s.clock, kvs[names.Leader()], cfg.ID, bus.Config().LeaderTTL, log)
 	return s, nil
 }
 
@@ -77,7 +82,7 @@ func (s *Supervisor) epoch() events.Epoch {
 func (s *Supervisor) lead(ctx context.Context, term uint64) {
 	s.term.Store(term)
 	s.opSeq.Store(0)
-	if ev, err := events.New("xenft/supervisor/"+s.cfg.ID, time.Now(), events.SupervisorLeader{Supervisor: s.cfg.ID, Term: term, Since: time.Now().UTC()}); err == nil {
+	if ev, err := events.New("xenft/supervisor/"+s.cfg.ID, s.clock.Now(), events.SupervisorLeader{Supervisor: s.cfg.ID, Term: term, Since: s.clock.Now().UTC()}); err == nil {
 		if err := s.bus.Publish(ctx, ev.WithID(fmt.Sprintf("supervisor.leader/%d", term))); err != nil {
 			s.log.Warn("cannot publish leadership", "error", err)
 		}
