@@ -13,6 +13,7 @@ import (
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
@@ -31,6 +32,9 @@ type Config struct {
 	Restarter restarter.Config
 	// CommandWorkers bounds the commands served at once; 0 means 32.
 	CommandWorkers int
+	// Clock is what every part reads the time on; nil means the
+	// machine's (tests pass a clockwork.FakeClock).
+	Clock clock.Clock
 }
 
 // closeTimeout bounds the executor's Close at the end of Run: unpausing the
@@ -53,6 +57,9 @@ type Agent struct {
 // images in st. Nothing runs until Run.
 func New(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.ImageStore, log hclog.Logger) (*Agent, error) {
 	log = log.Named("agent").With("host", cfg.Host)
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
 	guard := &events.EpochGuard{} // shared: a command of term N makes every older term stale here
 	// The watcher asks for a listing begun after it read its command
 	// generation (so it drives one a watch_interval); the beacon is
@@ -66,17 +73,17 @@ func New(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.ImageStore, lo
 	// MaxAge adds to the age of the list the beats carry, which the
 	// supervisor's vanish rule needs under 2 s (detector.BeaconConfig).
 	inv := inventory.Host{Driver: hv, Lister: lister, MaxAge: cfg.Heartbeat.InventoryInterval / 2}
-	beacon, err := detector.NewBeacon(bus, cfg.Host, inv, cfg.Heartbeat, log)
+	beacon, err := detector.NewBeacon(bus, cfg.Host, inv, cfg.Heartbeat, log, detector.WithClock(cfg.Clock))
 	if err != nil {
 		return nil, err
 	}
-	rest, err := restarter.New(restarter.Identity{Host: cfg.Host, Incarnation: beacon.Incarnation()}, hv, st, cfg.Restarter, guard, log)
+	rest, err := restarter.New(restarter.Identity{Host: cfg.Host, Incarnation: beacon.Incarnation()}, hv, st, cfg.Restarter, guard, log, restarter.WithClock(cfg.Clock))
 	if err != nil {
 		return nil, err
 	}
 	rest.WatchThrough(lister)
 	beacon.ReportFence(rest.FenceArmed)
-	ex, err := executor.New(rest.HoldSaves(hv), st, cfg.Checkpoint, guard, log)
+	ex, err := executor.New(rest.HoldSaves(hv), st, cfg.Checkpoint, guard, log, executor.WithClock(cfg.Clock))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 )
 
@@ -66,12 +67,14 @@ var (
 // record's revision only, so two coordinators (an old leader that has not yet
 // noticed it lost the lease, and the new one) can never both move one record.
 type Catalog struct {
-	kv  jetstream.KeyValue
-	now func() time.Time
+	kv    jetstream.KeyValue
+	clock clock.Clock
 }
 
 // NewCatalog uses kv (see events.Names.Checkpoints).
-func NewCatalog(kv jetstream.KeyValue) *Catalog { return &Catalog{kv: kv, now: time.Now} }
+func NewCatalog(kv jetstream.KeyValue, opts ...Option) *Catalog {
+	return &Catalog{kv: kv, clock: buildOptions(opts).clock}
+}
 
 // key is "g.<group>.<seq>"; the seq is zero-padded so keys sort by seq.
 func key(group string, seq uint64) string { return fmt.Sprintf("g.%s.%020d", group, seq) }
@@ -173,7 +176,7 @@ func (c *Catalog) Begin(ctx context.Context, group string, members []Member, epo
 			next = r.Seq + 1
 		}
 	}
-	now := c.now().UTC()
+	now := c.clock.Now().UTC()
 	r := Record{Group: group, Seq: next, State: Preparing, Created: now, Updated: now,
 		Coordinator: coordinator, Epoch: epoch, Members: append([]Member(nil), members...)}
 	b, _ := json.Marshal(r)
@@ -210,7 +213,7 @@ func (c *Catalog) transition(ctx context.Context, r Record, change func(*Record)
 	}
 	n := r
 	change(&n)
-	n.Updated = c.now().UTC()
+	n.Updated = c.clock.Now().UTC()
 	b, _ := json.Marshal(n)
 	rev, err := c.kv.Update(ctx, key(r.Group, r.Seq), b, r.Revision)
 	if isRevisionMismatch(err) {

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 )
 
@@ -74,6 +75,7 @@ func (c CoordinatorConfig) Validate(section string) error {
 // Checkpoint may be called for different groups concurrently, and calls for
 // the same group are serialised (the catalog also refuses a second one).
 type Coordinator struct {
+	clock   clock.Clock
 	cmd     Commander
 	pub     Publisher
 	catalog *Catalog
@@ -87,8 +89,8 @@ type Coordinator struct {
 }
 
 // NewCoordinator returns a coordinator named id (the supervisor's id).
-func NewCoordinator(id string, cmd Commander, pub Publisher, cat *Catalog, st store.ImageStore, cfg CoordinatorConfig, log hclog.Logger) *Coordinator {
-	return &Coordinator{cmd: cmd, pub: pub, catalog: cat, store: st, cfg: cfg, id: id, log: log.Named("coordinator"), groups: map[string]*sync.Mutex{}}
+func NewCoordinator(id string, cmd Commander, pub Publisher, cat *Catalog, st store.ImageStore, cfg CoordinatorConfig, log hclog.Logger, opts ...Option) *Coordinator {
+	return &Coordinator{clock: buildOptions(opts).clock, cmd: cmd, pub: pub, catalog: cat, store: st, cfg: cfg, id: id, log: log.Named("coordinator"), groups: map[string]*sync.Mutex{}}
 }
 
 func (c *Coordinator) lock(group string) func() {
@@ -112,7 +114,7 @@ func (c *Coordinator) Checkpoint(ctx context.Context, g GroupSpec, epoch events.
 		return Record{}, fmt.Errorf("group %s has no members", g.Name)
 	}
 	defer c.lock(g.Name)()
-	start := time.Now()
+	start := c.clock.Now()
 	rec, err := c.catalog.Begin(ctx, g.Name, g.Members, epoch, c.id)
 	if err != nil {
 		return Record{}, err
@@ -133,7 +135,7 @@ func (c *Coordinator) Checkpoint(ctx context.Context, g GroupSpec, epoch events.
 		c.deleteImages(context.WithoutCancel(ctx), rec)
 		return Record{}, fmt.Errorf("commit %s/%d: %w", g.Name, rec.Seq, err)
 	}
-	dur := time.Since(start)
+	dur := c.clock.Since(start)
 	log.Info("checkpoint committed", "duration", dur, "members", len(members))
 	c.publish(ctx, events.CheckpointCommitted{Group: g.Name, Seq: rec.Seq, Images: eventImages(members), DurationMs: dur.Milliseconds(), Epoch: epoch})
 	retain := g.Retain
@@ -320,7 +322,7 @@ func (c *Coordinator) Prune(ctx context.Context, group string, retain int) error
 }
 
 func (c *Coordinator) publish(ctx context.Context, p events.Payload) {
-	ev, err := events.New("xenft/supervisor/"+c.id, time.Now(), p)
+	ev, err := events.New("xenft/supervisor/"+c.id, c.clock.Now(), p)
 	if err == nil {
 		err = c.pub.Publish(ctx, ev)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // Bus is what the detector needs of the bus: the core connection for
@@ -60,6 +61,7 @@ type BeaconStats struct {
 // agent start. Run it once; Stats and Incarnation are safe to call from any
 // goroutine.
 type Beacon struct {
+	clock       clock.Clock
 	bus         Bus
 	host        string
 	inv         HostInventory
@@ -81,7 +83,7 @@ type Beacon struct {
 
 // NewBeacon returns the beacon of host. inv may be nil: beats then carry no
 // inventory.
-func NewBeacon(bus Bus, host string, inv HostInventory, cfg BeaconConfig, log hclog.Logger) (*Beacon, error) {
+func NewBeacon(bus Bus, host string, inv HostInventory, cfg BeaconConfig, log hclog.Logger, opts ...Option) (*Beacon, error) {
 	if !ValidName(host) {
 		return nil, fmt.Errorf("beacon: host %q must be letters, digits, '.', '_' or '-', starting with a letter or digit", host)
 	}
@@ -93,7 +95,8 @@ func NewBeacon(bus Bus, host string, inv HostInventory, cfg BeaconConfig, log hc
 		return nil, err
 	}
 	return &Beacon{
-		bus: bus, host: host, inv: inv, cfg: cfg,
+		clock: buildOptions(opts).clock,
+		bus:   bus, host: host, inv: inv, cfg: cfg,
 		log:         log.Named("beacon").With("host", host, "incarnation", inc),
 		incarnation: inc,
 		subject:     bus.Subjects().Heartbeat(host),
@@ -146,8 +149,8 @@ func (b *Beacon) Run(ctx context.Context) error {
 	var (
 		failing  bool
 		missed   uint64
-		due      = time.Now()
-		timer    = time.NewTimer(0)
+		due      = b.clock.Now()
+		timer    = b.clock.NewTimer(0)
 		interval = b.cfg.Interval
 	)
 	defer timer.Stop()
@@ -155,10 +158,10 @@ func (b *Beacon) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-timer.C:
+		case <-timer.Chan():
 		}
 		err := b.beat()
-		now := time.Now()
+		now := b.clock.Now()
 		switch {
 		case err != nil:
 			b.failed.Add(1)
@@ -203,7 +206,7 @@ func (b *Beacon) beat() error {
 	seq := b.seq.Add(1)
 	data, err := EncodeHeartbeat(Heartbeat{
 		V: HeartbeatVersion, Host: b.host, Incarnation: b.incarnation, Seq: seq,
-		Sent: time.Now().UTC(), IntervalMs: b.cfg.Interval.Milliseconds(), Inventory: b.latest.Load(),
+		Sent: b.clock.Now().UTC(), IntervalMs: b.cfg.Interval.Milliseconds(), Inventory: b.latest.Load(),
 		FenceUnarmed: b.fenceUnarmed(),
 	})
 	if err != nil {
@@ -272,19 +275,19 @@ func (b *Beacon) inventoryLoop(ctx context.Context) {
 	if n, ok := b.inv.(ListingNotifier); ok {
 		listed = n.Listed()
 	}
-	t := time.NewTimer(0)
+	t := b.clock.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 		case <-listed:
-			if time.Since(last) < b.cfg.InventoryInterval/2 {
+			if b.clock.Since(last) < b.cfg.InventoryInterval/2 {
 				continue // the next timed round takes it
 			}
 		}
-		last = time.Now()
+		last = b.clock.Now()
 		inv, err := b.list(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -332,5 +335,5 @@ func (b *Beacon) list(ctx context.Context) (*Inventory, error) {
 	if doms == nil {
 		doms = []DomainSummary{} // known to be none, not unknown
 	}
-	return &Inventory{At: time.Now().UTC(), Domains: doms, FreeMemoryMiB: free}, nil
+	return &Inventory{At: b.clock.Now().UTC(), Domains: doms, FreeMemoryMiB: free}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // Metrics is a snapshot of a Monitor's counters (totals since it started)
@@ -71,6 +72,7 @@ type Monitor struct {
 	cfg     Config
 	id      string
 	log     hclog.Logger
+	clock   clock.Clock
 	tracker *Tracker // owned by Run's goroutine
 	c       counters
 	ignored events.IgnoredInputs
@@ -79,14 +81,14 @@ type Monitor struct {
 
 // NewMonitor returns a monitor for cfg (plug-in defaults applied, then
 // validated).
-func NewMonitor(bus Bus, cfg Config, log hclog.Logger) (*Monitor, error) {
+func NewMonitor(bus Bus, cfg Config, log hclog.Logger, opts ...Option) (*Monitor, error) {
 	cfg = cfg.WithDefaults()
 	tr, err := NewTracker(cfg)
 	if err != nil {
 		return nil, err
 	}
 	id := cfg.detectorID()
-	return &Monitor{bus: bus, cfg: cfg, id: id, log: log.Named("detector").With("detector", id), tracker: tr, ready: make(chan struct{})}, nil
+	return &Monitor{clock: buildOptions(opts).clock, bus: bus, cfg: cfg, id: id, log: log.Named("detector").With("detector", id), tracker: tr, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once Run's subscription to the heartbeats is in place (the
@@ -156,7 +158,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	pub := newPublisher(m.bus, &m.c, m.log)
+	pub := newPublisher(m.bus, &m.c, m.log, m.clock)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -191,7 +193,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	close(m.ready)
 
 	for _, p := range m.cfg.Plugins {
-		r := newPluginRunner(p, m.id, pub, &m.c, m.log)
+		r := newPluginRunner(p, m.id, pub, &m.c, m.log, m.clock)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -203,18 +205,18 @@ func (m *Monitor) Run(ctx context.Context) error {
 		"phi_suspect", m.cfg.PhiSuspect, "phi_fail", m.cfg.PhiFail, "probe_interval", m.cfg.ProbeInterval, "plugins", len(m.cfg.Plugins))
 	prefix := m.bus.Subjects().Heartbeat("")
 	prefix = prefix[:len(prefix)-1] // "<prefix>.hb."
-	drain := time.NewTicker(min(drainEvery, m.cfg.Tick))
+	drain := m.clock.NewTicker(min(drainEvery, m.cfg.Tick))
 	defer drain.Stop()
-	nextTick := time.Now().Add(m.cfg.Tick)
+	nextTick := m.clock.Now().Add(m.cfg.Tick)
 	connected := true
 	for {
 		select {
 		case <-ctx.Done():
 			m.log.Info("stopped")
 			return nil
-		case <-drain.C:
+		case <-drain.Chan():
 		}
-		now := time.Now()
+		now := m.clock.Now()
 		for n := len(msgs); n > 0; n-- {
 			m.receive(ctx, pub, <-msgs, now, prefix)
 		}

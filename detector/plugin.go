@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // Finding is one line of a plug-in's output.
@@ -39,6 +40,7 @@ const (
 // pluginRunner runs one exec plug-in on its schedule and publishes what
 // changes. It owns its state; nothing else touches it.
 type pluginRunner struct {
+	clock    clock.Clock
 	cfg      PluginConfig
 	detector string
 	pub      *publisher
@@ -49,9 +51,9 @@ type pluginRunner struct {
 	garbage  *rateLog
 }
 
-func newPluginRunner(cfg PluginConfig, detector string, pub *publisher, c *counters, log hclog.Logger) *pluginRunner {
+func newPluginRunner(cfg PluginConfig, detector string, pub *publisher, c *counters, log hclog.Logger, clk clock.Clock) *pluginRunner {
 	log = log.Named("plugin").With("plugin", cfg.Name)
-	return &pluginRunner{cfg: cfg, detector: detector, pub: pub, c: c, log: log,
+	return &pluginRunner{clock: clk, cfg: cfg, detector: detector, pub: pub, c: c, log: log,
 		last: map[string]Finding{}, garbage: newRateLog(log, "plug-in printed lines that are not findings")}
 }
 
@@ -60,14 +62,14 @@ func newPluginRunner(cfg PluginConfig, detector string, pub *publisher, c *count
 // the same slot, which is what lets their events share ids.
 func (r *pluginRunner) run(ctx context.Context) {
 	for {
-		now := time.Now()
+		now := r.clock.Now()
 		slot := now.Truncate(r.cfg.Interval).Add(r.cfg.Interval)
-		t := time.NewTimer(slot.Sub(now))
+		t := r.clock.NewTimer(slot.Sub(now))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C:
+		case <-t.Chan():
 		}
 		findings, garbage, err := r.runOnce(ctx)
 		if ctx.Err() != nil {
@@ -97,7 +99,7 @@ func (r *pluginRunner) account(findings []Finding, garbage []string, err error) 
 	r.c.pluginGarbage.Add(uint64(len(garbage)))
 	r.c.pluginFindings.Add(uint64(len(findings)))
 	if len(garbage) > 0 {
-		r.garbage.note(time.Now(), "lines", len(garbage), "first", garbage[0])
+		r.garbage.note(r.clock.Now(), "lines", len(garbage), "first", garbage[0])
 	}
 	if err != nil {
 		r.c.pluginFailures.Add(1)
@@ -118,7 +120,7 @@ func (r *pluginRunner) account(findings []Finding, garbage []string, err error) 
 // and the slot of the run, so the same plug-in run by two detectors in one
 // slot publishes once.
 func (r *pluginRunner) event(f Finding, slot time.Time) (events.Event, error) {
-	ev, err := events.New(source(r.detector)+"/plugin/"+r.cfg.Name, time.Now(), events.NodeFault{
+	ev, err := events.New(source(r.detector)+"/plugin/"+r.cfg.Name, r.clock.Now(), events.NodeFault{
 		Host: f.Host, Severity: f.Severity, Reason: f.Reason, Detector: r.cfg.Name,
 	})
 	if err != nil {

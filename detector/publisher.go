@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // publisherShards is how many events are in flight at once. Each host's
@@ -27,6 +28,7 @@ const shardQueue = 4096
 // or the monitor stops. Retrying is safe because event ids are deterministic:
 // JetStream drops a copy it already has.
 type publisher struct {
+	clock  clock.Clock
 	bus    Bus
 	c      *counters
 	log    hclog.Logger
@@ -34,8 +36,8 @@ type publisher struct {
 	errLog *rateLog
 }
 
-func newPublisher(bus Bus, c *counters, log hclog.Logger) *publisher {
-	p := &publisher{bus: bus, c: c, log: log, errLog: newRateLog(log, "cannot publish event, retrying")}
+func newPublisher(bus Bus, c *counters, log hclog.Logger, clk clock.Clock) *publisher {
+	p := &publisher{clock: clk, bus: bus, c: c, log: log, errLog: newRateLog(log, "cannot publish event, retrying")}
 	for i := range p.shards {
 		p.shards[i] = make(chan events.Event, shardQueue)
 	}
@@ -118,7 +120,7 @@ func (p *publisher) store(ctx context.Context, ev events.Event) bool {
 				p.log.Error("event refused as invalid, dropped", "id", ev.ID, "error", err)
 				return backoff.Permanent(err)
 			}
-			p.errLog.note(time.Now(), "id", ev.ID, "error", err)
+			p.errLog.note(p.clock.Now(), "id", ev.ID, "error", err)
 			return err
 		}
 		if ack.Duplicate {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
 )
@@ -80,6 +81,7 @@ func (c Config) Validate(section string) error {
 // checkpoint, the spooled image, whether the domain is still paused by it,
 // and a max-pause timer); that state is owned by mu.
 type Executor struct {
+	clock clock.Clock
 	hv    Hypervisor
 	store store.ImageStore
 	cfg   Config
@@ -110,7 +112,7 @@ type capture struct {
 	// pausedAt is when the save began: the guest stops at the suspend.
 	pausedAt time.Time
 	paused   bool
-	timer    *time.Timer
+	timer    clock.Timer
 	// expired is set when max_pause unpaused the domain before the
 	// coordinator resumed it: the cut may be broken, the checkpoint must
 	// abort, and every later verb for it fails.
@@ -125,7 +127,7 @@ type capture struct {
 func (c *capture) is(group string, seq uint64) bool { return c.group == group && c.seq == seq }
 
 // New returns an executor; guard is shared with the host's restarter.
-func New(hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuard, log hclog.Logger) (*Executor, error) {
+func New(hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuard, log hclog.Logger, opts ...Option) (*Executor, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("checkpointer spool: %w", err)
 	}
@@ -136,7 +138,11 @@ func New(hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuar
 			_ = os.Remove(f)
 		}
 	}
-	return &Executor{hv: hv, store: st, cfg: cfg, epoch: guard, log: log.Named("checkpointer"), captures: map[string]*capture{}, aborted: map[abortKey]time.Time{}}, nil
+	x := &Executor{clock: clock.Real(), hv: hv, store: st, cfg: cfg, epoch: guard, log: log.Named("checkpointer"), captures: map[string]*capture{}, aborted: map[abortKey]time.Time{}}
+	for _, o := range opts {
+		o(x)
+	}
+	return x, nil
 }
 
 // Handlers returns the executor's command handlers, keyed by verb.
@@ -185,7 +191,7 @@ func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (
 	x.captures[r.VM] = c
 	x.mu.Unlock()
 
-	start := time.Now()
+	start := x.clock.Now()
 	if err := x.hv.Save(ctx, r.VM, c.spool, xen.SaveOptions{Mode: xen.SaveLeavePaused}); err != nil {
 		x.drop(r.VM, c)
 		return checkpointer.CaptureReply{}, classify(err)
@@ -196,14 +202,14 @@ func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (
 	}
 	x.mu.Lock()
 	c.pausedAt, c.paused = start, true
-	c.timer = time.AfterFunc(maxPause, func() { x.expire(r.VM, c, maxPause) })
+	c.timer = x.clock.AfterFunc(maxPause, func() { x.expire(r.VM, c, maxPause) })
 	aborted := c.aborted
 	x.mu.Unlock()
 	if aborted { // the coordinator gave up while we saved
 		x.abort(context.WithoutCancel(ctx), r.VM, c)
 		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d aborted during capture", r.VM, r.Group, r.Seq))
 	}
-	rep := checkpointer.CaptureReply{CaptureMs: time.Since(start).Milliseconds()}
+	rep := checkpointer.CaptureReply{CaptureMs: x.clock.Since(start).Milliseconds()}
 
 	snap, err := x.runHook(ctx, r)
 	x.mu.Lock()
@@ -287,7 +293,7 @@ func (x *Executor) resume(ctx context.Context, vm string, c *capture) (time.Dura
 		c.timer.Stop()
 	}
 	x.mu.Unlock()
-	return time.Since(c.pausedAt), nil
+	return x.clock.Since(c.pausedAt), nil
 }
 
 // Upload streams the spooled image into the store and drops it from the
@@ -312,7 +318,7 @@ func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (ch
 	}()
 	ctx, cancel := context.WithTimeout(ctx, x.cfg.SaveTimeout)
 	defer cancel()
-	start := time.Now()
+	start := x.clock.Now()
 	f, err := os.Open(c.spool)
 	if err != nil {
 		return checkpointer.UploadReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("spooled image of %s: %w", r.VM, err))
@@ -323,7 +329,7 @@ func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (ch
 		return checkpointer.UploadReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("store %s: %w", r.ImageKey, err))
 	}
 	x.drop(r.VM, c)
-	return checkpointer.UploadReply{Size: info.Size, SHA256: info.SHA256, UploadMs: time.Since(start).Milliseconds()}, nil
+	return checkpointer.UploadReply{Size: info.Size, SHA256: info.SHA256, UploadMs: x.clock.Since(start).Milliseconds()}, nil
 }
 
 // Abort unpauses the member if this checkpoint still holds it paused and
@@ -333,7 +339,7 @@ func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (ch
 // when Abort returns the member is not paused by this checkpoint.
 func (x *Executor) Abort(ctx context.Context, r checkpointer.AbortRequest) (checkpointer.ResumeReply, error) {
 	x.mu.Lock()
-	now := time.Now()
+	now := x.clock.Now()
 	for k, at := range x.aborted {
 		if now.Sub(at) > abortMemory {
 			delete(x.aborted, k)

@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/xenft/xenft/checkpointer"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xenft/xenft/checkpointer"
 )
 
 // runHook runs the configured disk snapshot hook for a paused member. It is

@@ -47,3 +47,6 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) {
 	case <-t.Chan():
 	}
 }
+
+// Timer is a timer of a Clock (clockwork.Timer).
+type Timer = clockwork.Timer
