@@ -87,7 +87,7 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	}
 	for {
 		caller := c.callerDeadline()
-		wake := time.Now().Add(c.window)
+		wake := wall.Now().Add(c.window)
 		if !caller.IsZero() && caller.Before(wake) {
 			wake = caller
 		}
@@ -100,7 +100,7 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return n, err
 		}
-		if caller := c.callerDeadline(); !caller.IsZero() && !time.Now().Before(caller) {
+		if caller := c.callerDeadline(); !caller.IsZero() && !wall.Now().Before(caller) {
 			return n, err // the caller's own deadline
 		}
 		// The window passed with less than the mark queued: go read it.
@@ -111,16 +111,16 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 // unless that read filled the buffer (more is waiting), then reads.
 func (c *coalescingConn) spacedRead(p []byte) (int, error) {
 	if !c.more && !c.lastRead.IsZero() {
-		wait := c.window - time.Since(c.lastRead)
+		wait := c.window - wall.Since(c.lastRead)
 		if caller := c.callerDeadline(); !caller.IsZero() {
-			wait = min(wait, time.Until(caller))
+			wait = min(wait, wall.Until(caller))
 		}
 		if wait > 0 {
-			time.Sleep(wait) // bounded by window; a Close meanwhile fails the read below
+			wall.Sleep(wait) // bounded by window; a Close meanwhile fails the read below
 		}
 	}
 	n, err := c.Conn.Read(p)
-	c.lastRead, c.more = time.Now(), n == len(p) && n > 0
+	c.lastRead, c.more = wall.Now(), n == len(p) && n > 0
 	return n, err
 }
 

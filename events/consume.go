@@ -142,7 +142,7 @@ func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger
 			select {
 			case <-ctx.Done():
 				return ErrStopped
-			case <-time.After(250 * time.Millisecond):
+			case <-wall.After(250 * time.Millisecond):
 			}
 			continue
 		}

@@ -58,7 +58,7 @@ type IgnoredInputs struct {
 	counts map[string]uint64
 	lines  map[string]*ignoreLine
 	every  time.Duration    // 0: IgnoreLogEvery
-	now    func() time.Time // nil: time.Now
+	now    func() time.Time // nil: the wall clock (clock.go)
 }
 
 type ignoreLine struct {
@@ -99,7 +99,7 @@ func (ig *IgnoredInputs) inc(reason string) uint64 {
 // ordinary aftermath of a failover or a network that repeats itself, are
 // info.
 func (ig *IgnoredInputs) Ignore(log hclog.Logger, reason, input string, args ...any) {
-	now := time.Now
+	now := wall.Now
 	ig.mu.Lock()
 	total := ig.inc(reason)
 	if ig.now != nil {

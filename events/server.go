@@ -120,15 +120,15 @@ func (s *Server) NATS() *server.Server { return s.ns }
 // WaitJetStream waits until JetStream can take requests; in a cluster that is
 // after a meta leader is elected.
 func (s *Server) WaitJetStream(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	deadline := wall.Now().Add(timeout)
 	for {
 		if s.ns.JetStreamEnabled() && (s.cfg.Cluster.Name == "" || s.ns.JetStreamIsLeader() || s.ns.JetStreamIsCurrent()) {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if wall.Now().After(deadline) {
 			return errors.New("jetstream not ready within " + timeout.String())
 		}
-		time.Sleep(25 * time.Millisecond)
+		wall.Sleep(25 * time.Millisecond)
 	}
 }
 

@@ -332,12 +332,12 @@ func (t *tailer) nextPause() time.Duration { return max(t.pause, tailBackoffMin)
 func (t *tailer) sleep(ctx context.Context) bool {
 	d := t.nextPause()
 	t.pause = min(2*d, tailBackoffMax)
-	timer := time.NewTimer(d)
+	timer := wall.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-timer.C:
+	case <-timer.Chan():
 		return true
 	}
 }
