@@ -257,13 +257,18 @@ func (c *cluster) latestVerified(group string) cut {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	// The object store reads an image's info from any replica, and one
-	// that has not yet applied a checkpoint just committed says the image
-	// does not exist: read again until no image is missing.
+	// The object store and the catalog's bucket read from any replica
+	// (direct gets), and one that has not yet applied a checkpoint just
+	// committed says the image does not exist, or has no record of it
+	// ("no committed checkpoint that verifies (0 rejected)", seen beside a
+	// CPU hog): read again until no image is missing and a record is found.
 	var rec checkpointer.Record
 	var rejected []checkpointer.Rejected
 	c.eventually(30*time.Second, func() bool {
 		rec, rejected, err = checkpointer.NewCatalog(kv).LatestVerified(ctx, group, c.images)
+		if err != nil && len(rejected) == 0 {
+			return false
+		}
 		for _, r := range rejected {
 			if errors.Is(r.Reason, store.ErrNotFound) {
 				return false
