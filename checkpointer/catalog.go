@@ -73,7 +73,7 @@ type Catalog struct {
 
 // NewCatalog uses kv (see events.Names.Checkpoints).
 func NewCatalog(kv jetstream.KeyValue, opts ...Option) *Catalog {
-	return &Catalog{kv: kv, clock: buildOptions(opts).clock}
+	return &Catalog{kv: kv, clock: clock.Build(opts).Clock}
 }
 
 // key is "g.<group>.<seq>"; the seq is zero-padded so keys sort by seq.

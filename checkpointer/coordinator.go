@@ -90,7 +90,7 @@ type Coordinator struct {
 
 // NewCoordinator returns a coordinator named id (the supervisor's id).
 func NewCoordinator(id string, cmd Commander, pub Publisher, cat *Catalog, st store.ImageStore, cfg CoordinatorConfig, log hclog.Logger, opts ...Option) *Coordinator {
-	return &Coordinator{clock: buildOptions(opts).clock, cmd: cmd, pub: pub, catalog: cat, store: st, cfg: cfg, id: id, log: log.Named("coordinator"), groups: map[string]*sync.Mutex{}}
+	return &Coordinator{clock: clock.Build(opts).Clock, cmd: cmd, pub: pub, catalog: cat, store: st, cfg: cfg, id: id, log: log.Named("coordinator"), groups: map[string]*sync.Mutex{}}
 }
 
 func (c *Coordinator) lock(group string) func() {

@@ -95,7 +95,7 @@ func NewBeacon(bus Bus, host string, inv HostInventory, cfg BeaconConfig, log hc
 		return nil, err
 	}
 	return &Beacon{
-		clock: buildOptions(opts).clock,
+		clock: clock.Build(opts).Clock,
 		bus:   bus, host: host, inv: inv, cfg: cfg,
 		log:         log.Named("beacon").With("host", host, "incarnation", inc),
 		incarnation: inc,

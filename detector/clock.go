@@ -3,24 +3,10 @@ package detector
 import "github.com/xenft/xenft/internal/clock"
 
 // Option changes how NewBeacon and NewMonitor build their value.
-type Option func(*options)
-
-type options struct {
-	clock clock.Clock
-}
+type Option = clock.Option
 
 // WithClock makes a beacon or a monitor read the time, and wait, on c
 // instead of the machine's clock: the beats' pace and send times, the
 // monitor's ticks and the times it judges silences by, the plug-ins'
 // schedule.
-func WithClock(c clock.Clock) Option {
-	return func(o *options) { o.clock = c }
-}
-
-func buildOptions(opts []Option) options {
-	o := options{clock: clock.Real()}
-	for _, f := range opts {
-		f(&o)
-	}
-	return o
-}
+func WithClock(c clock.Clock) Option { return clock.With(c) }

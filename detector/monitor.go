@@ -88,7 +88,7 @@ func NewMonitor(bus Bus, cfg Config, log hclog.Logger, opts ...Option) (*Monitor
 		return nil, err
 	}
 	id := cfg.detectorID()
-	return &Monitor{clock: buildOptions(opts).clock, bus: bus, cfg: cfg, id: id, log: log.Named("detector").With("detector", id), tracker: tr, ready: make(chan struct{})}, nil
+	return &Monitor{clock: clock.Build(opts).Clock, bus: bus, cfg: cfg, id: id, log: log.Named("detector").With("detector", id), tracker: tr, ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once Run's subscription to the heartbeats is in place (the

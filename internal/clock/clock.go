@@ -50,3 +50,24 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) {
 
 // Timer is a timer of a Clock (clockwork.Timer).
 type Timer = clockwork.Timer
+
+// Option sets the clock of a value whose constructor takes options
+// (detector.WithClock, checkpointer.WithClock).
+type Option func(*Options)
+
+// Options are what an Option sets.
+type Options struct {
+	Clock Clock
+}
+
+// With is the Option that sets c.
+func With(c Clock) Option { return func(o *Options) { o.Clock = c } }
+
+// Build applies opts over the defaults (the machine's clock).
+func Build(opts []Option) Options {
+	o := Options{Clock: Real()}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
