@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -190,7 +191,7 @@ func (d *demo) show(ctx context.Context) {
 			d.rec.emit(map[string]any{"kind": "status", "uptime_s": int(time.Since(d.started).Seconds()), "vms": vmRows(st), "hosts": hostRows(st)})
 			continue
 		}
-		d.draw(ctx, st)
+		fmt.Fprint(d.out, "\033[H\033[2J"+render(d.snapshot(ctx, st)))
 	}
 }
 
@@ -246,19 +247,86 @@ func hostRows(st *core.State) []hostRow {
 	return rows
 }
 
-func (d *demo) draw(ctx context.Context, st *core.State) {
+// viewSnapshot is everything one frame of the live view shows, gathered
+// before anything is drawn: render is then a pure function of it.
+type viewSnapshot struct {
+	Now     time.Time
+	Uptime  time.Duration
+	NATS    string
+	Hosts   []hostRow
+	Domains map[string][]string // per host, as "name(state,progress)"
+	VMs     []vmRow
+	// Checkpoints are the latest committed checkpoint of every group;
+	// CatalogErr says why they could not be read.
+	Checkpoints []checkpointRow
+	CatalogErr  string
+	Recent      []string
+}
+
+type checkpointRow struct {
+	Group    string
+	Seq      uint64
+	Age      time.Duration
+	Members  int
+	PausedMs int64
+}
+
+// snapshot gathers one frame: the core's state st, each host's domains,
+// the catalog's latest checkpoints and the recent events.
+func (d *demo) snapshot(ctx context.Context, st *core.State) viewSnapshot {
+	now := time.Now()
+	s := viewSnapshot{Now: now, Uptime: now.Sub(d.started), NATS: d.srv.ClientURL(), Hosts: hostRows(st), VMs: vmRows(st), Domains: map[string][]string{}}
+	for _, h := range s.Hosts {
+		s.Domains[h.Host] = d.domainsOn(h.Host)
+	}
+	s.Checkpoints, s.CatalogErr = d.latestCheckpoints(ctx, now)
+	d.rec.mu.Lock()
+	s.Recent = slices.Clone(d.rec.recent)
+	d.rec.mu.Unlock()
+	return s
+}
+
+// latestCheckpoints reads the catalog's latest committed checkpoint of every
+// group; the error text, if any, is for the view.
+func (d *demo) latestCheckpoints(ctx context.Context, now time.Time) ([]checkpointRow, string) {
+	kv, err := d.bus.KV(ctx, d.bus.Names().Checkpoints())
+	if err != nil {
+		return nil, err.Error()
+	}
+	cat := checkpointer.NewCatalog(kv)
+	groups, err := cat.Groups(ctx)
+	if err != nil {
+		return nil, err.Error()
+	}
+	var rows []checkpointRow
+	for _, g := range groups {
+		r, err := cat.Latest(ctx, g)
+		if err != nil {
+			continue // no committed checkpoint yet
+		}
+		row := checkpointRow{Group: g, Seq: r.Seq, Age: now.Sub(r.Updated), Members: len(r.Members)}
+		for _, m := range r.Members {
+			row.PausedMs = max(row.PausedMs, m.PausedMs)
+		}
+		rows = append(rows, row)
+	}
+	return rows, ""
+}
+
+// render draws one frame of the live view (without the clear-screen
+// sequence).
+func render(s viewSnapshot) string {
 	var b strings.Builder
-	b.WriteString("\033[H\033[2J")
-	fmt.Fprintf(&b, "xenft up — %s — NATS %s — %s   (Ctrl-C to stop)\n\n", time.Now().Format("15:04:05"), d.srv.ClientURL(), time.Since(d.started).Round(time.Second))
+	fmt.Fprintf(&b, "xenft up — %s — NATS %s — %s   (Ctrl-C to stop)\n\n", s.Now.Format("15:04:05"), s.NATS, s.Uptime.Round(time.Second))
 	fmt.Fprintf(&b, "%-8s %-12s %10s   %s\n", "HOST", "STATE", "FREE MiB", "DOMAINS")
-	for _, h := range hostRows(st) {
-		fmt.Fprintf(&b, "%-8s %-12s %10d   %s\n", h.Host, h.State, h.FreeMiB, strings.Join(d.domainsOn(h.Host), " "))
+	for _, h := range s.Hosts {
+		fmt.Fprintf(&b, "%-8s %-12s %10d   %s\n", h.Host, h.State, h.FreeMiB, strings.Join(s.Domains[h.Host], " "))
 		if l := faultLine(h.Fault, h.FaultReason); l != "" {
 			fmt.Fprintf(&b, "%-8s %s\n", "", l)
 		}
 	}
 	fmt.Fprintf(&b, "\n%-8s %-8s %-8s %-12s %s\n", "VM", "GROUP", "HOST", "STATE", "FROM CKPT")
-	for _, v := range vmRows(st) {
+	for _, v := range s.VMs {
 		seq := "-"
 		if v.Seq > 0 {
 			seq = fmt.Sprint(v.Seq)
@@ -266,29 +334,20 @@ func (d *demo) draw(ctx context.Context, st *core.State) {
 		fmt.Fprintf(&b, "%-8s %-8s %-8s %-12s %s\n", v.VM, v.Group, v.Host, v.State, seq)
 	}
 	b.WriteString("\nLATEST CHECKPOINTS\n")
-	if kv, err := d.bus.KV(ctx, d.bus.Names().Checkpoints()); err == nil {
-		cat := checkpointer.NewCatalog(kv)
-		groups, _ := cat.Groups(ctx)
-		for _, g := range groups {
-			if r, err := cat.Latest(ctx, g); err == nil {
-				var paused int64
-				for _, m := range r.Members {
-					paused = max(paused, m.PausedMs)
-				}
-				fmt.Fprintf(&b, "  %-8s seq %-4d %s ago, %d members, paused %d ms\n", g, r.Seq, time.Since(r.Updated).Round(time.Second), len(r.Members), paused)
-			}
-		}
+	if s.CatalogErr != "" {
+		fmt.Fprintf(&b, "  (the catalog cannot be read now: %s)\n", s.CatalogErr)
+	}
+	for _, c := range s.Checkpoints {
+		fmt.Fprintf(&b, "  %-8s seq %-4d %s ago, %d members, paused %d ms\n", c.Group, c.Seq, c.Age.Round(time.Second), c.Members, c.PausedMs)
 	}
 	b.WriteString("\nRECENT EVENTS\n")
-	d.rec.mu.Lock()
-	for _, l := range d.rec.recent {
+	for _, l := range s.Recent {
 		if len(l) > 150 {
 			l = l[:150] + "…"
 		}
 		b.WriteString("  " + l + "\n")
 	}
-	d.rec.mu.Unlock()
-	fmt.Fprint(d.out, b.String())
+	return b.String()
 }
 
 func (d *demo) domainsOn(host string) []string {
