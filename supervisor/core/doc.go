@@ -83,7 +83,7 @@
 //
 // # Rules, where they live
 //
-//   - fence before restart (hosts.go, rollback.go stepStopping): a copy on a
+//   - fence before restart (hostfail.go, rollback.go stepStopping): a copy on a
 //     failed host is gone only when the host is fenced (fence command OK, or,
 //     for a silent host, the self-fence deadline passed, or, after a fatal
 //     fault, its agent confirmed every copy there destroyed); a RestoreVM is
@@ -106,9 +106,9 @@
 //   - a host whose agent fenced itself and awaits reconciliation: its
 //     refusals (OutcomeHostNotReady) are no attempts of the VM's, and it
 //     gets no work while it refuses or its lease says it awaits (ready.go);
-//   - storm guard (storm.go), flapping (hosts.go flap), returning hosts
-//     (hosts.go rejoin, sync, checkDomain), VMs vanished from beats
-//     (hosts.go missing), epochs (commands.go, results.go, apply.go
+//   - storm guard (storm.go), flapping (hostfail.go flap), returning hosts
+//     (hostrejoin.go rejoin, sync, checkDomain), VMs vanished from beats
+//     (hostrejoin.go missing), epochs (commands.go, results.go, apply.go
 //     onLeader).
 //
 // Each rule has a scenario script in testdata/ run by a TestRule_* test, and

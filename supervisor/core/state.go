@@ -211,7 +211,7 @@ type VM struct {
 	// Reason says why the VM is unrecoverable.
 	Reason string `json:"reason,omitempty"`
 	// Missing is the sequence of the first beat of Host that did not list
-	// the VM (0: listed); see missing in hosts.go.
+	// the VM (0: listed); see missing in hostrejoin.go.
 	Missing uint64 `json:"missing,omitempty"`
 }
 
