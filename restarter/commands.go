@@ -66,7 +66,7 @@ func (r *Restarter) Unpause(ctx context.Context, req UnpauseRequest) (UnpauseRep
 			"%s: domid %d was paused by a self-fence and may run elsewhere now: destroy it", where, d.ID))
 	}
 	if err := r.hv.Unpause(octx, req.VM); err != nil {
-		return UnpauseReply{}, r.failed(ctx, where, classify(err))
+		return UnpauseReply{}, r.failed(ctx, where, err)
 	}
 	r.log.Info("unpaused", "vm", req.VM, "domid", d.ID, "epoch", epochString(req.Epoch))
 	return UnpauseReply{DomID: d.ID, WasPaused: d.State == xen.StatePaused}, nil
@@ -109,7 +109,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 		if !isExists(err) {
 			r.removeLeftover(ctx, req.VM, where)
 		}
-		return ColdStartReply{}, r.failed(ctx, where, classify(err))
+		return ColdStartReply{}, r.failed(ctx, where, err)
 	}
 	if req.WantPaused() {
 		// xen.Hypervisor.Create has no paused form (`xl create -p`), so the
@@ -119,7 +119,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 		// it is destroyed: the supervisor counts on a paused member.
 		if err := r.hv.Pause(octx, req.VM); err != nil {
 			r.removeLeftover(ctx, req.VM, where)
-			return ColdStartReply{}, r.failed(ctx, where, classify(fmt.Errorf("pause after create: %w", err)))
+			return ColdStartReply{}, r.failed(ctx, where, fmt.Errorf("pause after create: %w", err))
 		}
 	}
 	d, found, err = r.domain(context.WithoutCancel(octx), req.VM)

@@ -40,11 +40,15 @@ func validateRestore(r RestoreRequest) error {
 // already here is refused (never two copies: the supervisor destroys first),
 // except the one this agent restored from the same checkpoint, which makes a
 // retry succeed without a second copy.
+//
+// After the request is validated and admitted, the restore runs as named
+// stages (restoreStages); the first that fails ends it, and failed turns its
+// error into the command error the supervisor sees, in one place.
 func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreReply, error) {
-	start := r.clock.Now()
-	where := fmt.Sprintf("vm.restore of %s from checkpoint %s/%d on %s", req.VM, req.Group, req.Seq, r.id.Host)
+	x := &restoreRun{r: r, req: req, start: r.clock.Now(),
+		where: fmt.Sprintf("vm.restore of %s from checkpoint %s/%d on %s", req.VM, req.Group, req.Seq, r.id.Host)}
 	if err := validateRestore(req); err != nil {
-		return RestoreReply{}, events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: %w", where, err))
+		return RestoreReply{}, events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: %w", x.where, err))
 	}
 	if err := r.admit(VerbRestore, req.VM, req.Epoch); err != nil {
 		return RestoreReply{}, err
@@ -54,88 +58,178 @@ func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreRep
 		return RestoreReply{}, err
 	}
 	defer r.end(o)
-	if req.ConfigPath != "" {
-		if err := checkConfigName(req.ConfigPath, req.VM); err != nil {
-			return RestoreReply{}, r.failed(ctx, where, err)
+	defer x.cleanup()
+	for _, st := range x.stages() {
+		if err := st.run(octx); err != nil {
+			if st.undo != nil {
+				st.undo(ctx, err)
+			}
+			return RestoreReply{}, r.failed(ctx, x.where+": "+st.name, err)
+		}
+		if x.done {
+			break
 		}
 	}
-	d, found, err := r.domain(octx, req.VM)
-	if err != nil {
-		return RestoreReply{}, classify(fmt.Errorf("%s: list domains: %w", where, err))
-	}
-	if found {
-		r.mu.Lock()
-		s, ok := r.started[req.VM]
-		r.mu.Unlock()
-		if ok && !s.cold && s.group == req.Group && s.seq == req.Seq && s.imageKey == req.ImageKey && s.domID == d.ID && d.State.Alive() {
-			return RestoreReply{VM: req.VM, DomID: d.ID, State: string(d.State), AlreadyRestored: true, TotalMs: ms(r.clock.Since(start))}, nil
-		}
-		return RestoreReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf(
-			"%s: a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", where, req.VM, d.ID, d.State))
-	}
+	return x.reply, nil
+}
 
-	f, err := os.CreateTemp(r.cfg.SpoolDir, req.VM+"-*"+spoolSuffix)
-	if err != nil {
-		return RestoreReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: spool: %w", where, err))
-	}
-	spool := f.Name()
-	defer os.Remove(spool)
-	fetchStart := r.clock.Now()
-	if err := r.fetch(octx, req, f); err != nil {
-		return RestoreReply{}, r.failed(ctx, where, err)
-	}
-	fetched := r.clock.Since(fetchStart)
+// restoreRun is one restore going through its stages.
+type restoreRun struct {
+	r     *Restarter
+	req   RestoreRequest
+	where string
+	start time.Time
 
-	restoreStart := r.clock.Now()
-	err = r.hv.Restore(octx, spool, xen.RestoreOptions{ConfigPath: req.ConfigPath, Paused: req.WantPaused()})
-	if err != nil {
-		if !isExists(err) {
-			// A failed or cancelled xl restore may leave a half-built
-			// domain; the name was free, so it is ours to remove.
-			r.removeLeftover(ctx, req.VM, where)
-		}
-		return RestoreReply{}, r.failed(ctx, where, classify(err))
+	spool             string        // the image's file in the spool, once created
+	fetched, restored time.Duration // the fetch's and xl restore's durations
+	domID             int
+	reply             RestoreReply
+	done              bool // the reply is final: later stages are skipped
+}
+
+// restoreStage is one step of a restore. run's error may be a command error
+// with its code, or any error, which classify codes; undo, when set, runs
+// after run failed with err (with the command's context, even if
+// cancelled).
+type restoreStage struct {
+	name string
+	run  func(context.Context) error
+	undo func(ctx context.Context, err error)
+}
+
+func (x *restoreRun) stages() []restoreStage {
+	return []restoreStage{
+		{name: "config", run: x.checkConfig},
+		{name: "existing domain", run: x.checkExisting},
+		{name: "fetch", run: x.fetch},
+		{name: "xl restore", run: x.restore, undo: x.undoRestore},
+		{name: "confirm", run: x.confirm},
 	}
-	restored := r.clock.Since(restoreStart)
-	d, found, err = r.domain(context.WithoutCancel(octx), req.VM)
+}
+
+// checkConfig refuses a configuration that names another domain.
+func (x *restoreRun) checkConfig(context.Context) error {
+	if x.req.ConfigPath == "" {
+		return nil
+	}
+	return checkConfigName(x.req.ConfigPath, x.req.VM)
+}
+
+// checkExisting refuses a domain of the name already here, unless it is the
+// one this agent restored from the same checkpoint (a retry: done).
+func (x *restoreRun) checkExisting(ctx context.Context) error {
+	d, found, err := x.r.domain(ctx, x.req.VM)
+	if err != nil {
+		return fmt.Errorf("list domains: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	x.r.mu.Lock()
+	s, ok := x.r.started[x.req.VM]
+	x.r.mu.Unlock()
+	if ok && !s.cold && s.group == x.req.Group && s.seq == x.req.Seq && s.imageKey == x.req.ImageKey && s.domID == d.ID && d.State.Alive() {
+		x.reply = RestoreReply{VM: x.req.VM, DomID: d.ID, State: string(d.State), AlreadyRestored: true, TotalMs: ms(x.r.clock.Since(x.start))}
+		x.done = true
+		return nil
+	}
+	return events.NewCommandError(events.CodePermanent, fmt.Errorf(
+		"a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", x.req.VM, d.ID, d.State))
+}
+
+// fetch copies the image into the spool, verifying size and checksum.
+func (x *restoreRun) fetch(ctx context.Context) error {
+	f, err := os.CreateTemp(x.r.cfg.SpoolDir, x.req.VM+"-*"+spoolSuffix)
+	if err != nil {
+		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("spool: %w", err))
+	}
+	x.spool = f.Name()
+	began := x.r.clock.Now()
+	if err := x.r.fetch(ctx, x.req, f); err != nil {
+		return err
+	}
+	x.fetched = x.r.clock.Since(began)
+	return nil
+}
+
+// restore runs xl restore on the spooled image.
+func (x *restoreRun) restore(ctx context.Context) error {
+	began := x.r.clock.Now()
+	if err := x.r.hv.Restore(ctx, x.spool, xen.RestoreOptions{ConfigPath: x.req.ConfigPath, Paused: x.req.WantPaused()}); err != nil {
+		return err
+	}
+	x.restored = x.r.clock.Since(began)
+	return nil
+}
+
+// undoRestore removes what a failed or cancelled xl restore may have left
+// half built: the name was free, so it is ours to remove. If xl found a
+// domain of the name (created meanwhile by someone else), it is not ours.
+func (x *restoreRun) undoRestore(ctx context.Context, err error) {
+	if !isExists(err) {
+		x.r.removeLeftover(ctx, x.req.VM, x.where)
+	}
+}
+
+// confirm finds the restored domain and records it as this agent's, unless
+// the host self-fenced while xl restored: then it is removed again (the
+// fence's sweep would), and the restore fails as fenced.
+func (x *restoreRun) confirm(ctx context.Context) error {
+	r := x.r
+	d, found, err := r.domain(context.WithoutCancel(ctx), x.req.VM)
 	if err == nil && !found {
-		err = fmt.Errorf("xl restore succeeded but no domain named %s is listed (does the image's config name another domain?)", req.VM)
+		err = fmt.Errorf("xl restore succeeded but no domain named %s is listed (does the image's config name another domain?)", x.req.VM)
 	}
 	if err != nil {
-		return RestoreReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: %w", where, err))
+		return events.NewCommandError(events.CodePermanent, err)
 	}
 	r.mu.Lock()
 	fenced := r.fence.fenced
 	if !fenced {
-		r.started[req.VM] = startedDomain{group: req.Group, seq: req.Seq, imageKey: req.ImageKey, domID: d.ID}
+		r.started[x.req.VM] = startedDomain{group: x.req.Group, seq: x.req.Seq, imageKey: x.req.ImageKey, domID: d.ID}
 	}
 	r.mu.Unlock()
-	if fenced { // the fence came while xl restored: undo, the sweep would anyway
-		r.removeLeftover(ctx, req.VM, where)
-		return RestoreReply{}, r.failed(ctx, where, nil)
+	if fenced {
+		r.removeLeftover(ctx, x.req.VM, x.where)
+		return errInterrupted
 	}
-	r.log.Info("restored", "vm", req.VM, "group", req.Group, "seq", req.Seq, "domid", d.ID, "state", d.State,
-		"fetch", fetched.Round(time.Millisecond), "restore", restored.Round(time.Millisecond), "epoch", epochString(req.Epoch))
-	return RestoreReply{VM: req.VM, DomID: d.ID, State: string(d.State),
-		FetchMs: ms(fetched), RestoreMs: ms(restored), TotalMs: ms(r.clock.Since(start))}, nil
+	r.log.Info("restored", "vm", x.req.VM, "group", x.req.Group, "seq", x.req.Seq, "domid", d.ID, "state", d.State,
+		"fetch", x.fetched.Round(time.Millisecond), "restore", x.restored.Round(time.Millisecond), "epoch", epochString(x.req.Epoch))
+	x.reply = RestoreReply{VM: x.req.VM, DomID: d.ID, State: string(d.State),
+		FetchMs: ms(x.fetched), RestoreMs: ms(x.restored), TotalMs: ms(r.clock.Since(x.start))}
+	return nil
 }
 
-// failed shapes the error of a restore or cold start that did not complete:
-// if the host self-fenced meanwhile, that is the reason.
+// cleanup removes the spooled image, whatever the outcome.
+func (x *restoreRun) cleanup() {
+	if x.spool != "" {
+		_ = os.Remove(x.spool)
+	}
+}
+
+// errInterrupted: the command stopped without an error of its own (its
+// context ended, or the host fenced itself meanwhile).
+var errInterrupted = errors.New("interrupted")
+
+// failed is the one place where a restore's, cold start's or unpause's
+// failure becomes the command error the supervisor acts on: if the host
+// self-fenced meanwhile, that is the reason (not_ready); a command error
+// keeps its code; any other error is coded by classify (retryable unless
+// the toolstack said why not).
 func (r *Restarter) failed(ctx context.Context, where string, err error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fence.fenced {
 		return r.fencedError(where)
 	}
-	var ce *events.CommandError
-	switch {
-	case err == nil:
+	if err == nil || errors.Is(err, errInterrupted) {
 		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: interrupted", where))
-	case errors.As(err, &ce):
-		return events.NewCommandError(ce.Code, fmt.Errorf("%s: %s", where, ce.Message))
 	}
-	return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: %w", where, err))
+	var ce *events.CommandError
+	if !errors.As(classify(err), &ce) {
+		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: %w", where, err))
+	}
+	return events.NewCommandError(ce.Code, fmt.Errorf("%s: %s", where, ce.Message))
 }
 
 // removeLeftover destroys vm after a failed or undone restore or cold start.
