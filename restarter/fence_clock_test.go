@@ -2,6 +2,7 @@ package restarter_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,49 @@ func TestTheSelfFenceBeginsExactlyWhenTheLeaseWindowEnds(t *testing.T) {
 	reason := logs.containing("vm failed")[0]
 	if !strings.Contains(reason, "no lease renewal acknowledged for 8s") || !strings.Contains(reason, "fence.self_timeout 10s") {
 		t.Fatalf("vm1's failure reason does not state the fence's numbers: %s", reason)
+	}
+}
+
+// The lease on the agent's clock: one renewal per renew interval, each
+// stamped with the time the agent sent it, so the supervisor's self-fence
+// deadline (counted from RenewedAt) is the agent's own.
+func TestTheLeaseIsRenewedOncePerIntervalStampedWithTheAgentsClock(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	clock := clockwork.NewFakeClock() // at the real time: see above
+	t0 := clock.Now()
+	fence := restarter.FenceConfig{RenewInterval: time.Second, SelfTimeout: 10 * time.Second,
+		ActionTimeout: 2 * time.Second, Action: restarter.FenceDestroy}
+	e.agent("n1", agentOptions{fence: fence, clock: clock})
+	kv, err := e.sup.KV(ctx, e.sup.Names().Hosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := func() (restarter.HostLease, uint64) {
+		entry, err := kv.Get(ctx, "n1")
+		if err != nil {
+			return restarter.HostLease{}, 0
+		}
+		var l restarter.HostLease
+		if json.Unmarshal(entry.Value(), &l) != nil {
+			return restarter.HostLease{}, 0
+		}
+		return l, entry.Revision()
+	}
+	first, rev := lease()
+	if !first.RenewedAt.Equal(t0.UTC()) {
+		t.Fatalf("the first renewal is stamped %s, want the agent's T0 %s", first.RenewedAt, t0.UTC())
+	}
+	for i := 1; i <= 3; i++ {
+		clock.Advance(fence.RenewInterval)
+		want := t0.Add(time.Duration(i) * fence.RenewInterval).UTC()
+		var got restarter.HostLease
+		var next uint64
+		eventstest.Eventually(t, 10*time.Second, func() bool { got, next = lease(); return got.RenewedAt.Equal(want) },
+			"no renewal stamped T0 + %ds (last: %s)", i, &got.RenewedAt)
+		if next != rev+1 {
+			t.Fatalf("T0 + %ds: lease revision %d, want %d: one renewal per interval", i, next, rev+1)
+		}
+		rev = next
 	}
 }
