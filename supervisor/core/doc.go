@@ -102,7 +102,10 @@
 //     abandoned with nothing lost;
 //   - placement (placement.go); retries with capped exponential backoff and
 //     re-placement (results.go); fallback past a corrupt image, cold start,
-//     unrecoverable (rollback.go retarget, startRollback);
+//     unrecoverable (rollback.go retarget, startRollback); a VM with no
+//     usable checkpoint on a failed host is reported unrecoverable only once
+//     its host is fenced: a host that returns before still runs it
+//     (uncheckpointed_host_returns.txt);
 //   - a host whose agent fenced itself and awaits reconciliation: its
 //     refusals (OutcomeHostNotReady) are no attempts of the VM's, and it
 //     gets no work while it refuses or its lease says it awaits (ready.go);
