@@ -39,9 +39,9 @@ fi
 # The test process is built without -race, unlike make e2e: here it is part
 # of every path it judges (the proxies relay every NATS connection, the slow
 # disks serve every server's store), and the race detector's cost there
-# stalled the whole cluster on a busy 2-core machine. Every xenft process is
-# still built with -race (main_test.go), and make e2e runs the proxy's and
-# the disk's own tests with -race.
+# stalled the whole cluster on a busy 2-core machine. Every agent, detector
+# and supervisor is still built with -race (main_test.go; the servers are
+# not), and make e2e runs the proxy's and the disk's own tests with -race.
 status=0
 SOAK=$SOAK SOAK_TIMING=$SOAK_TIMING SOAK_OUT=$SOAK_OUT \
 	"$GO" test -tags e2e -count=1 -run '^TestSoak$' -timeout "${timeout}s" -v ./e2e 2>&1 |
