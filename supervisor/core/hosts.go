@@ -35,20 +35,9 @@ func (m *machine) onBeat(in HostBeat) error {
 		return fmt.Errorf("%w: beat %d of %s is not newer than %d", ErrStale, in.Seq, in.Host, h.BeatSeq)
 	}
 	m.touchHost(h.Name)
-	// A beat the detector had not seen when it declared the host failed
-	// proves the host is alive again.
-	fresh := in.Incarnation != h.Incarnation || in.Seq > h.FailSeq
 	restarted := h.Incarnation != "" && in.Incarnation != h.Incarnation
-	silent := m.silentTooLong(h, m.now)
-	switch {
-	case in.Incarnation != h.Incarnation:
-		h.FenceUnarmed = in.FenceUnarmed
-	case h.State != HostFailed:
-		// Arming is for good within an incarnation: a beat sent before
-		// the first renewal and fed late does not disarm it. A failed
-		// host keeps the flag it failed with, and so its deadline.
-		h.FenceUnarmed = h.FenceUnarmed && in.FenceUnarmed
-	}
+	back := m.beatBringsBack(h, in)
+	m.updateArming(h, in)
 	h.Incarnation, h.BeatSeq = in.Incarnation, in.Seq
 	h.LastBeat = later(h.LastBeat, m.now)
 	h.CapacityMiB, h.FreeMiB = in.CapacityMiB, in.FreeMiB
@@ -58,32 +47,74 @@ func (m *machine) onBeat(in HostBeat) error {
 	if h.State == HostFailed && restarted {
 		m.flap(h) // it died and came back before it was fenced: a real failure
 	}
-	if ((h.State == HostFailed || h.State == HostFenced) && fresh) || restarted || silent {
+	if back {
 		m.rejoin(h)
 	}
 	domains := make(map[string]bool, len(in.Domains))
 	for _, d := range in.Domains {
 		domains[d] = true
 	}
+	m.reconcileDomains(h, in.Seq, domains, restarted)
+	m.releaseReservations(h, domains)
+	return nil
+}
+
+// beatBringsBack reports whether h, beating in, must rejoin (report its
+// domains, destroy what runs elsewhere) before it gets work: it is failed or
+// fenced and the beat is one the detector had not seen when it failed it,
+// or it is a new incarnation (a new agent, perhaps a rebooted host), or it
+// was silent long enough to have fenced itself. Read before the beat is
+// recorded.
+func (m *machine) beatBringsBack(h *Host, in HostBeat) bool {
+	newIncarnation := in.Incarnation != h.Incarnation
+	restarted := h.Incarnation != "" && newIncarnation
+	unseenByDetector := newIncarnation || in.Seq > h.FailSeq
+	down := h.State == HostFailed || h.State == HostFenced
+	return (down && unseenByDetector) || restarted || m.silentTooLong(h, m.now)
+}
+
+// updateArming takes the beat's word on whether the agent's self-fence is
+// armed. Arming is for good within an incarnation: a beat sent before the
+// first renewal and fed late does not disarm it. A failed host keeps the
+// flag it failed with, and so its deadline.
+func (m *machine) updateArming(h *Host, in HostBeat) {
+	switch {
+	case in.Incarnation != h.Incarnation:
+		h.FenceUnarmed = in.FenceUnarmed
+	case h.State != HostFailed:
+		h.FenceUnarmed = h.FenceUnarmed && in.FenceUnarmed
+	}
+}
+
+// reconcileDomains compares the domains a beat lists with what the state
+// believes runs on h: a rejoining host's first list is synced; on a host up,
+// a domain that must not run there is destroyed and a VM missing from it is
+// counted towards vanished.
+func (m *machine) reconcileDomains(h *Host, seq uint64, domains map[string]bool, restarted bool) {
 	if h.State == HostRejoining && !h.Synced {
 		m.sync(h, domains, restarted)
 	}
-	if h.State != HostFailed && h.State != HostFenced {
-		for _, d := range slices.Sorted(maps.Keys(domains)) {
-			m.checkDomain(h, d)
-		}
-		if h.State != HostRejoining || h.Synced {
-			m.missing(h, in.Seq, domains)
-		}
+	if h.State == HostFailed || h.State == HostFenced {
+		return
 	}
-	// Memory of VMs placed here is counted in FreeMiB once a beat shows them.
+	for _, d := range slices.Sorted(maps.Keys(domains)) {
+		m.checkDomain(h, d)
+	}
+	if h.State != HostRejoining || h.Synced {
+		m.missing(h, seq, domains)
+	}
+}
+
+// releaseReservations forgets the memory reserved on h for VMs placed
+// there once a beat shows them (FreeMiB counts them then), or once they no
+// longer go there.
+func (m *machine) releaseReservations(h *Host, domains map[string]bool) {
 	for vm := range h.Reserved {
 		v := m.s.VMs[vm]
 		if domains[vm] || v == nil || (v.Host != h.Name && (v.Op == nil || v.Op.Host != h.Name)) {
 			delete(h.Reserved, vm)
 		}
 	}
-	return nil
 }
 
 func later(a, b time.Time) time.Time {
