@@ -12,65 +12,91 @@ func (m *machine) onResult(r Result) error {
 	default:
 		return fmt.Errorf("%w: outcome %q", ErrInvalid, r.Outcome)
 	}
-	stale := fmt.Errorf("%w: %s result for host %q vm %q group %q epoch %s", ErrStale, r.Kind, r.Host, r.VM, r.Group, r.Epoch)
-	awaited := func(op *Op) bool {
-		return inFlight(op) && op.Kind == r.Kind && op.Epoch == r.Epoch && (r.Host == "" || op.Host == r.Host)
-	}
 	switch r.Kind {
 	case OpFence:
-		h, err := m.host(r.Host)
-		if err != nil {
-			return err
-		}
-		if !awaited(h.Fence) {
-			return stale
-		}
-		m.fenceResult(h, r)
+		return m.onFenceResult(r)
 	case OpDestroy:
-		if v := m.s.VMs[r.VM]; v != nil && awaited(v.Op) {
-			m.destroyResult(v, r)
-			return nil
-		}
-		if h := m.s.Hosts[r.Host]; h != nil && awaited(h.Cleanup[r.VM]) {
-			m.touchHost(h.Name)
-			if r.Outcome == OutcomeOK {
-				delete(h.Cleanup, r.VM)
-				if v := m.s.VMs[r.VM]; v != nil && v.Host == h.Name {
-					// A copy believed there (only the fence of a
-					// fatal fault destroys such: fault.go) is gone.
-					m.gone(v)
-				}
-			} else {
-				m.retryLater(h.Cleanup[r.VM])
-			}
-			return nil
-		}
-		return stale
+		return m.onDestroyResult(r)
 	case OpRestore, OpColdStart, OpUnpause:
-		v := m.s.VMs[r.VM]
-		if v == nil {
-			return fmt.Errorf("%w: %q", ErrUnknownVM, r.VM)
-		}
-		if !awaited(v.Op) {
-			return stale
-		}
-		if r.Kind == OpUnpause {
-			m.unpauseResult(v, r)
-		} else {
-			m.restoreResult(v, r)
-		}
+		return m.onVMResult(r)
 	case OpCheckpoint:
-		g := m.s.Groups[r.Group]
-		if g == nil {
-			return fmt.Errorf("%w: %q", ErrUnknownGroup, r.Group)
-		}
-		if g.Drain == nil || g.Drain.Accepted || !awaited(g.Drain.Op) {
-			return stale
-		}
-		m.checkpointResult(g, r)
-	default:
-		return fmt.Errorf("%w: result kind %q", ErrInvalid, r.Kind)
+		return m.onCheckpointResult(r)
 	}
+	return fmt.Errorf("%w: result kind %q", ErrInvalid, r.Kind)
+}
+
+// awaits reports whether r answers op: the latest send of an op still in
+// flight, of the same kind and epoch, on the same host when r names one.
+func awaits(op *Op, r Result) bool {
+	return inFlight(op) && op.Kind == r.Kind && op.Epoch == r.Epoch && (r.Host == "" || op.Host == r.Host)
+}
+
+func staleResult(r Result) error {
+	return fmt.Errorf("%w: %s result for host %q vm %q group %q epoch %s", ErrStale, r.Kind, r.Host, r.VM, r.Group, r.Epoch)
+}
+
+func (m *machine) onFenceResult(r Result) error {
+	h, err := m.host(r.Host)
+	if err != nil {
+		return err
+	}
+	if !awaits(h.Fence, r) {
+		return staleResult(r)
+	}
+	m.fenceResult(h, r)
+	return nil
+}
+
+// onDestroyResult answers a VM's own destroy, or a host's cleanup of a copy
+// that must not run there.
+func (m *machine) onDestroyResult(r Result) error {
+	if v := m.s.VMs[r.VM]; v != nil && awaits(v.Op, r) {
+		m.destroyResult(v, r)
+		return nil
+	}
+	h := m.s.Hosts[r.Host]
+	if h == nil || !awaits(h.Cleanup[r.VM], r) {
+		return staleResult(r)
+	}
+	m.touchHost(h.Name)
+	if r.Outcome != OutcomeOK {
+		m.retryLater(h.Cleanup[r.VM])
+		return nil
+	}
+	delete(h.Cleanup, r.VM)
+	if v := m.s.VMs[r.VM]; v != nil && v.Host == h.Name {
+		// A copy believed there (only the fence of a fatal fault
+		// destroys such: fault.go) is gone.
+		m.gone(v)
+	}
+	return nil
+}
+
+func (m *machine) onVMResult(r Result) error {
+	v := m.s.VMs[r.VM]
+	if v == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownVM, r.VM)
+	}
+	if !awaits(v.Op, r) {
+		return staleResult(r)
+	}
+	if r.Kind == OpUnpause {
+		m.unpauseResult(v, r)
+	} else {
+		m.restoreResult(v, r)
+	}
+	return nil
+}
+
+func (m *machine) onCheckpointResult(r Result) error {
+	g := m.s.Groups[r.Group]
+	if g == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownGroup, r.Group)
+	}
+	if g.Drain == nil || g.Drain.Accepted || !awaits(g.Drain.Op, r) {
+		return staleResult(r)
+	}
+	m.checkpointResult(g, r)
 	return nil
 }
 
