@@ -24,6 +24,39 @@ func (m *machine) onRegistered(in VMRegistered) error {
 	if c.Policy == "" {
 		c.Policy = PolicyRestore
 	}
+	if err := m.checkRegistration(c, in.Host); err != nil {
+		return err
+	}
+	gname := groupOf(c)
+	v := m.s.VMs[c.Name]
+	if v != nil && groupOf(v.VMConfig) != gname {
+		if old := m.s.Groups[groupOf(v.VMConfig)]; busyGroup(old) {
+			return fmt.Errorf("%w: group %s of VM %s is being rolled back", ErrBusy, old.Name, c.Name)
+		}
+		m.leaveGroup(v)
+	}
+	if v == nil {
+		v = &VM{State: VMUnplaced}
+		m.s.VMs[c.Name] = v
+	}
+	m.touchVM(c.Name)
+	v.VMConfig = c
+	if in.Host != "" && v.Host == "" && (v.State == VMUnplaced || v.State == VMUnrecoverable) {
+		v.Host, v.State, v.Reason = in.Host, VMRunning, ""
+	}
+	g := m.group(gname)
+	if !slices.Contains(g.Members, c.Name) {
+		m.touchGroup(gname)
+		g.Members = append(g.Members, c.Name)
+		slices.Sort(g.Members)
+	}
+	return nil
+}
+
+// checkRegistration refuses a VM configuration c (registered as running on
+// host, if set) that is invalid, whose name or group clashes, or whose group
+// is busy rolling back.
+func (m *machine) checkRegistration(c VMConfig, host string) error {
 	switch {
 	case c.Name == "":
 		return fmt.Errorf("%w: VM without a name", ErrInvalid)
@@ -46,38 +79,20 @@ func (m *machine) onRegistered(in VMRegistered) error {
 	if o := m.s.VMs[c.Group]; c.Group != "" && o != nil && o.Group == "" {
 		return fmt.Errorf("%w: group %q of VM %s is the name of a VM without a group", ErrInvalid, c.Group, c.Name)
 	}
-	if in.Host != "" {
-		if _, err := m.host(in.Host); err != nil {
+	if host != "" {
+		if _, err := m.host(host); err != nil {
 			return err
 		}
 	}
-	if g := m.s.Groups[gname]; g != nil && (g.Rollback != nil || g.Drain != nil) {
+	if g := m.s.Groups[gname]; busyGroup(g) {
 		return fmt.Errorf("%w: group %s is being rolled back", ErrBusy, gname)
-	}
-	v := m.s.VMs[c.Name]
-	if v != nil && groupOf(v.VMConfig) != gname {
-		if old := m.s.Groups[groupOf(v.VMConfig)]; old.Rollback != nil || old.Drain != nil {
-			return fmt.Errorf("%w: group %s of VM %s is being rolled back", ErrBusy, old.Name, c.Name)
-		}
-		m.leaveGroup(v)
-	}
-	if v == nil {
-		v = &VM{State: VMUnplaced}
-		m.s.VMs[c.Name] = v
-	}
-	m.touchVM(c.Name)
-	v.VMConfig = c
-	if in.Host != "" && v.Host == "" && (v.State == VMUnplaced || v.State == VMUnrecoverable) {
-		v.Host, v.State, v.Reason = in.Host, VMRunning, ""
-	}
-	g := m.group(gname)
-	if !slices.Contains(g.Members, c.Name) {
-		m.touchGroup(gname)
-		g.Members = append(g.Members, c.Name)
-		slices.Sort(g.Members)
 	}
 	return nil
 }
+
+// busyGroup reports whether g (nil: no such group) is rolling back or
+// draining: its membership must not change meanwhile.
+func busyGroup(g *Group) bool { return g != nil && (g.Rollback != nil || g.Drain != nil) }
 
 // group returns the group named name, creating it.
 func (m *machine) group(name string) *Group {
