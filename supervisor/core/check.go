@@ -74,6 +74,15 @@ func (s *State) checkVM(name string) error {
 	if v.inRollback() && g.Rollback == nil {
 		return bad("recovering without a rollback of its group")
 	}
+	if msg := v.stateViolation(); msg != "" {
+		return bad("%s", msg)
+	}
+	return nil
+}
+
+// stateViolation says what in v contradicts its state (a host, an op), or
+// "" if nothing does.
+func (v *VM) stateViolation() string {
 	kind := OpKind("")
 	if v.Op != nil {
 		kind = v.Op.Kind
@@ -81,38 +90,38 @@ func (s *State) checkVM(name string) error {
 	switch v.State {
 	case VMUnplaced:
 		if v.Host != "" || v.Op != nil {
-			return bad("unplaced with a host or an op")
+			return "unplaced with a host or an op"
 		}
 	case VMRunning, VMRestored:
 		if v.Host == "" || v.Op != nil {
-			return bad("without a host or with an op")
+			return "without a host or with an op"
 		}
 	case VMStopping:
 		if kind != "" && (kind != OpDestroy || v.Op.Host != v.Host) {
-			return bad("stopping with a foreign op")
+			return "stopping with a foreign op"
 		}
 	case VMPending:
 		if v.Host != "" || v.Op != nil {
-			return bad("pending with a host or an op")
+			return "pending with a host or an op"
 		}
 	case VMRestoring:
 		// Never two copies: a restore goes out only once no copy is
 		// believed to exist anywhere.
 		if (kind != OpRestore && kind != OpColdStart) || v.Host != "" {
-			return bad("restoring without a restore op, or while a copy may exist")
+			return "restoring without a restore op, or while a copy may exist"
 		}
 	case VMUnpausing:
 		if kind != OpUnpause || v.Op.Host != v.Host {
-			return bad("unpausing without an unpause op on its host")
+			return "unpausing without an unpause op on its host"
 		}
 	case VMUnrecoverable:
 		if v.Op != nil {
-			return bad("unrecoverable with an op")
+			return "unrecoverable with an op"
 		}
 	default:
-		return bad("unknown state")
+		return "unknown state"
 	}
-	return nil
+	return ""
 }
 
 func (s *State) checkGroup(name string) error {
