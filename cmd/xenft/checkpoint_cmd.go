@@ -20,7 +20,12 @@ import (
 
 func newCheckpointCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "checkpoint", Short: "Take, list, show and verify coordinated checkpoints"}
+	cmd.AddCommand(newCheckpointNowCommand(a), newCheckpointListCommand(a), newCheckpointShowCommand(a), newCheckpointVerifyCommand(a))
+	return cmd
+}
 
+// newCheckpointNowCommand is `xenft checkpoint now`.
+func newCheckpointNowCommand(a *app) *cobra.Command {
 	var group string
 	var wait bool
 	var timeout time.Duration
@@ -54,7 +59,11 @@ func newCheckpointCommand(a *app) *cobra.Command {
 	now.Flags().BoolVar(&wait, "wait", false, "wait until it is committed or aborted")
 	now.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to wait with --wait")
 	addBusFlags(a, now)
+	return now
+}
 
+// newCheckpointListCommand is `xenft checkpoint list`.
+func newCheckpointListCommand(a *app) *cobra.Command {
 	var listGroup string
 	var asJSON bool
 	list := &cobra.Command{
@@ -88,7 +97,11 @@ func newCheckpointCommand(a *app) *cobra.Command {
 	list.Flags().StringVar(&listGroup, "group", "", "only this group")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	addBusFlags(a, list)
+	return list
+}
 
+// newCheckpointShowCommand is `xenft checkpoint show`.
+func newCheckpointShowCommand(a *app) *cobra.Command {
 	var showJSON bool
 	show := &cobra.Command{
 		Use:   "show GROUP [SEQ]",
@@ -128,7 +141,11 @@ func newCheckpointCommand(a *app) *cobra.Command {
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
 	addBusFlags(a, show)
+	return show
+}
 
+// newCheckpointVerifyCommand is `xenft checkpoint verify`.
+func newCheckpointVerifyCommand(a *app) *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify GROUP",
 		Short: "Read every image of the group's committed checkpoints and report the latest that verifies",
@@ -168,8 +185,7 @@ func newCheckpointCommand(a *app) *cobra.Command {
 	verify.Flags().String("store-dir", "", "directory of the dir image store (store.dir)")
 	verify.Flags().String("store-backend", "", "image store: dir or nats (store.backend)")
 	a.flagKeys(verify, map[string]string{"store-dir": "store.dir", "store-backend": "store.backend"})
-	cmd.AddCommand(now, list, show, verify)
-	return cmd
+	return verify
 }
 
 // parseCheckpointRef reads show's arguments: GROUP SEQ, GROUP/SEQ (as list
