@@ -61,11 +61,8 @@ func (b *leaseBook) last(host string) time.Time {
 // renewal whose awaiting_reconcile changed is fed at once, not throttled, so
 // that the core sends the host work as soon as it is reconciled.
 func (sh *shell) watchLeases(ctx context.Context) {
-	asked := map[string]time.Time{} // host -> when vm.list was last sent
-	fed := map[string]time.Time{}   // host -> when a renewal was last fed
-	awaiting := map[string]bool{}   // host -> awaiting_reconcile as last fed
-	warned := map[string]int64{}    // host -> the mismatched self-timeout warned about
-	fedInc := map[string]string{}   // host -> the incarnation of the renewal last fed
+	lf := &leaseFeed{sh: sh, asked: map[string]time.Time{}, fed: map[string]time.Time{}, awaiting: map[string]bool{},
+		warned: map[string]int64{}, fedInc: map[string]string{}}
 	sh.keepWatching(ctx, "host leases", func(ctx context.Context) error {
 		kv, err := sh.s.bus.KV(ctx, sh.s.bus.Names().Hosts())
 		if err != nil {
@@ -86,49 +83,67 @@ func (sh *shell) watchLeases(ctx context.Context) {
 				return nil
 			case <-quiet.Chan():
 				if sh.s.clock.Since(lastUpdate) >= leaseWatchQuiet {
-					sh.reconcileFromBucket(ctx, kv, asked)
+					sh.reconcileFromBucket(ctx, kv, lf.asked)
 				}
 			case e, ok := <-w.Updates():
 				lastUpdate = sh.s.clock.Now()
-				if !ok {
+				switch {
+				case !ok:
 					return errWatchClosed
-				}
-				if e == nil {
+				case e == nil:
 					live = true
-					continue
-				}
-				if e.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				var lease protocol.HostLease
-				if json.Unmarshal(e.Value(), &lease) != nil || lease.Host == "" || lease.SelfTimeoutMs < 0 {
-					continue
-				}
-				now := sh.s.clock.Now()
-				at := now
-				if !live && e.Created().Before(now) {
-					at = e.Created()
-				}
-				sh.leases.renewed(lease.Host, at)
-				selfTimeout := time.Duration(lease.SelfTimeoutMs) * time.Millisecond
-				if p := sh.s.cfg.Policy.FenceSelfTimeout; selfTimeout != p && warned[lease.Host] != lease.SelfTimeoutMs {
-					warned[lease.Host] = lease.SelfTimeoutMs
-					sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
-						"host", lease.Host, "agent", selfTimeout, "policy", p)
-				}
-				// A new incarnation's first renewal arms its self-fence in
-				// the core: fed at once, like a change of awaiting.
-				if now.Sub(fed[lease.Host]) >= leaseFeedEvery || lease.AwaitingReconcile != awaiting[lease.Host] || lease.Incarnation != fedInc[lease.Host] {
-					fed[lease.Host], awaiting[lease.Host], fedInc[lease.Host] = now, lease.AwaitingReconcile, lease.Incarnation
-					_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, Incarnation: lease.Incarnation, RenewedAt: at, SelfTimeout: selfTimeout,
-						AwaitingReconcile: lease.AwaitingReconcile}, false)
-				}
-				if lease.AwaitingReconcile {
-					sh.reconcile(ctx, lease.Host, asked)
+				case e.Operation() == jetstream.KeyValuePut:
+					lf.take(ctx, e, live)
 				}
 			}
 		}
 	})
+}
+
+// leaseFeed turns the lease watch's entries into the core's
+// HostLeaseRenewed inputs, throttled per host, and reconciles the hosts that
+// await it. Its maps are per host and live as long as the watch's restarts.
+type leaseFeed struct {
+	sh       *shell
+	asked    map[string]time.Time // when vm.list was last sent
+	fed      map[string]time.Time // when a renewal was last fed
+	awaiting map[string]bool      // awaiting_reconcile as last fed
+	warned   map[string]int64     // the mismatched self-timeout warned about
+	fedInc   map[string]string    // the incarnation of the renewal last fed
+}
+
+// take handles one stored lease; live says the watch is past the values
+// stored before it began (a stored one counts from when the server stored
+// it).
+func (lf *leaseFeed) take(ctx context.Context, e jetstream.KeyValueEntry, live bool) {
+	sh := lf.sh
+	var lease protocol.HostLease
+	if json.Unmarshal(e.Value(), &lease) != nil || lease.Host == "" || lease.SelfTimeoutMs < 0 {
+		return
+	}
+	now := sh.s.clock.Now()
+	at := now
+	if !live && e.Created().Before(now) {
+		at = e.Created()
+	}
+	sh.leases.renewed(lease.Host, at)
+	selfTimeout := time.Duration(lease.SelfTimeoutMs) * time.Millisecond
+	if p := sh.s.cfg.Policy.FenceSelfTimeout; selfTimeout != p && lf.warned[lease.Host] != lease.SelfTimeoutMs {
+		lf.warned[lease.Host] = lease.SelfTimeoutMs
+		sh.log.Warn("agent's fence.self_timeout differs from supervisor.policy.fence_self_timeout; waiting for the longer before restarting its VMs elsewhere",
+			"host", lease.Host, "agent", selfTimeout, "policy", p)
+	}
+	// A new incarnation's first renewal arms its self-fence in the core:
+	// fed at once, like a change of awaiting.
+	changed := lease.AwaitingReconcile != lf.awaiting[lease.Host] || lease.Incarnation != lf.fedInc[lease.Host]
+	if now.Sub(lf.fed[lease.Host]) >= leaseFeedEvery || changed {
+		lf.fed[lease.Host], lf.awaiting[lease.Host], lf.fedInc[lease.Host] = now, lease.AwaitingReconcile, lease.Incarnation
+		_ = sh.feed(ctx, core.HostLeaseRenewed{At: now, Host: lease.Host, Incarnation: lease.Incarnation, RenewedAt: at, SelfTimeout: selfTimeout,
+			AwaitingReconcile: lease.AwaitingReconcile}, false)
+	}
+	if lease.AwaitingReconcile {
+		sh.reconcile(ctx, lease.Host, lf.asked)
+	}
 }
 
 // leaseWatchQuiet: every agent renews its lease every second, so a lease
