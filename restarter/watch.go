@@ -101,23 +101,40 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 		return // keep the previous listing: a change shows on the next one
 	}
 	w.failing = 0
-	now := map[string]xen.Domain{}
-	for _, d := range doms {
-		// An unnamed domain is one xl is building (a restore, a create) or
-		// tearing down (a destroy): no VM's death. Watched, it would be
-		// reported as "(null)" vanishing the moment it got its name, which
-		// real xl showed on every restore.
-		if !isDom0(d) && d.Name != "" {
-			now[d.Name] = d
-		}
-	}
+	now := guestDomains(doms)
 	r.mu.Lock()
 	if r.fence.fenced { // fenced during the listing
 		r.mu.Unlock()
 		clear(w.seen)
 		return
 	}
-	held := map[string]xen.Domain{}
+	held := r.reportDeaths(w, now)
+	r.mu.Unlock()
+	w.remember(now, held, gen)
+	r.watchRounds.Add(1)
+}
+
+// guestDomains are the listed domains worth watching, by name. An unnamed
+// domain is one xl is building (a restore, a create) or tearing down (a
+// destroy): no VM's death. Watched, it would be reported as "(null)"
+// vanishing the moment it got its name, which real xl showed on every
+// restore.
+func guestDomains(doms []xen.Domain) map[string]xen.Domain {
+	now := map[string]xen.Domain{}
+	for _, d := range doms {
+		if !isDom0(d) && d.Name != "" {
+			now[d.Name] = d
+		}
+	}
+	return now
+}
+
+// reportDeaths compares the previous listing with now and reports every
+// domain gone, replaced or no longer alive without a command of ours; it
+// returns the domains held by a capture or an unpause, judged once that
+// ends. r.mu is held.
+func (r *Restarter) reportDeaths(w *watcher, now map[string]xen.Domain) (held map[string]xen.Domain) {
+	held = map[string]xen.Domain{}
 	for name, was := range w.seen {
 		d, ok := now[name]
 		if ok && d.ID == was.ID && d.State.Alive() {
@@ -140,7 +157,12 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 		}
 		r.queueReport(name, group, was.ID, failure(r.id.Host, was, d, ok))
 	}
-	r.mu.Unlock()
+	return held
+}
+
+// remember makes now's live domains, and the held ones not in it, what the
+// next round compares with, as of the restarter's generation gen.
+func (w *watcher) remember(now, held map[string]xen.Domain, gen uint64) {
 	clear(w.seen)
 	for name, d := range now {
 		if d.State.Alive() {
@@ -153,7 +175,6 @@ func (r *Restarter) watchOnce(ctx context.Context, w *watcher) {
 		}
 	}
 	w.gen = gen
-	r.watchRounds.Add(1)
 }
 
 // listForWatch lists the domains for one watch round, in a listing begun
