@@ -114,18 +114,7 @@ func (m *machine) choose(hosts []candidate, g *Group, v *VM) *candidate {
 			}
 		}
 	}
-	// Members of g per host (their copy or their restore target).
-	spread := map[string]int{}
-	for _, name := range g.Members {
-		if w := m.s.VMs[name]; name != v.Name {
-			if w.Host != "" {
-				spread[w.Host]++
-			}
-			if w.Op != nil && w.Op.Host != w.Host {
-				spread[w.Op.Host]++
-			}
-		}
-	}
+	spread := m.spread(g, v)
 	// fewer members of g, then more free memory, then the name
 	better := func(a, b *candidate) bool {
 		if sa, sb := spread[a.h.Name], spread[b.h.Name]; sa != sb {
@@ -157,4 +146,21 @@ func (m *machine) choose(hosts []candidate, g *Group, v *VM) *candidate {
 		v.Tried = nil
 	}
 	return c
+}
+
+// spread counts, per host, the members of g other than v there: their copy,
+// or the target of their restore.
+func (m *machine) spread(g *Group, v *VM) map[string]int {
+	spread := map[string]int{}
+	for _, name := range g.Members {
+		if w := m.s.VMs[name]; name != v.Name {
+			if w.Host != "" {
+				spread[w.Host]++
+			}
+			if w.Op != nil && w.Op.Host != w.Host {
+				spread[w.Op.Host]++
+			}
+		}
+	}
+	return spread
 }
