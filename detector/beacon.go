@@ -19,11 +19,17 @@ import (
 	"github.com/xenft/xenft/internal/clock"
 )
 
-// Bus is what the detector needs of the bus: the core connection for
-// heartbeats and JetStream publishing for events. *events.Bus is one.
-type Bus interface {
+// BeaconBus is what a beacon needs of the bus: the core connection its beats
+// and probe answers go on. *events.Bus is one.
+type BeaconBus interface {
 	Conn() *nats.Conn
 	Subjects() events.Subjects
+}
+
+// Bus is what a monitor needs of the bus: the beacon's, and JetStream
+// publishing for the events it decides. *events.Bus is one.
+type Bus interface {
+	BeaconBus
 	PublishAck(ctx context.Context, ev events.Event) (*jetstream.PubAck, error)
 }
 
@@ -62,7 +68,7 @@ type BeaconStats struct {
 // goroutine.
 type Beacon struct {
 	clock       clock.Clock
-	bus         Bus
+	bus         BeaconBus
 	host        string
 	inv         HostInventory
 	cfg         BeaconConfig
@@ -83,7 +89,7 @@ type Beacon struct {
 
 // NewBeacon returns the beacon of host. inv may be nil: beats then carry no
 // inventory.
-func NewBeacon(bus Bus, host string, inv HostInventory, cfg BeaconConfig, log hclog.Logger, opts ...Option) (*Beacon, error) {
+func NewBeacon(bus BeaconBus, host string, inv HostInventory, cfg BeaconConfig, log hclog.Logger, opts ...Option) (*Beacon, error) {
 	if !ValidName(host) {
 		return nil, fmt.Errorf("beacon: host %q must be letters, digits, '.', '_' or '-', starting with a letter or digit", host)
 	}

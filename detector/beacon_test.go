@@ -12,6 +12,7 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
@@ -146,11 +147,11 @@ func TestBeaconIncarnationIsNewEachStart(t *testing.T) {
 // A beacon whose server goes away keeps trying, logs once that it cannot
 // publish and once that it can again, and its beats resume on the new server.
 func TestBeaconSurvivesServerRestart(t *testing.T) {
-	cfg := events.DefaultServerConfig()
+	cfg := embedded.DefaultConfig()
 	cfg.Name = "restart"
 	cfg.Port = -1
 	cfg.DataDir = t.TempDir()
-	srv, err := events.StartServer(cfg, eventstest.Logger(t, hclog.Warn), 10*time.Second)
+	srv, err := embedded.Start(cfg, eventstest.Logger(t, hclog.Warn), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestBeaconSurvivesServerRestart(t *testing.T) {
 	eventstest.Eventually(t, 5*time.Second, func() bool { return b.Stats().Failed >= 5 }, "beats did not fail without a server")
 
 	cfg.Port = port // the client reconnects to the URL it knows
-	srv2, err := events.StartServer(cfg, eventstest.Logger(t, hclog.Warn), 10*time.Second)
+	srv2, err := embedded.Start(cfg, eventstest.Logger(t, hclog.Warn), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
@@ -74,7 +75,7 @@ func fastBeacon() detector.BeaconConfig {
 }
 
 // agentBus is a separate connection per agent, as on real hosts.
-func agentBus(t *testing.T, s *events.Server, name string) *events.Bus {
+func agentBus(t *testing.T, s *embedded.Server, name string) *events.Bus {
 	t.Helper()
 	cfg := eventstest.BusConfig(s)
 	cfg.ClientName = name

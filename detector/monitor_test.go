@@ -11,6 +11,7 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
@@ -22,7 +23,7 @@ type agent struct {
 	killed time.Time
 }
 
-func startAgent(t *testing.T, s *events.Server, host string) *agent {
+func startAgent(t *testing.T, s *embedded.Server, host string) *agent {
 	t.Helper()
 	b, err := detector.NewBeacon(agentBus(t, s, "agent-"+host), host, nil, fastBeacon(), eventstest.Logger(t, hclog.Warn))
 	if err != nil {
@@ -36,7 +37,7 @@ func (a *agent) kill() {
 	a.killed = time.Now()
 }
 
-func startMonitor(t *testing.T, s *events.Server, id string) (*detector.Monitor, func()) {
+func startMonitor(t *testing.T, s *embedded.Server, id string) (*detector.Monitor, func()) {
 	t.Helper()
 	m, err := detector.NewMonitor(agentBus(t, s, id), fastConfig(id), eventstest.Logger(t, hclog.Info))
 	if err != nil {

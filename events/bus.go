@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -29,13 +28,25 @@ type Bus struct {
 type ConnectOption func(*connectOptions)
 
 type connectOptions struct {
-	inProcess *server.Server
+	inProcess nats.InProcessConnProvider
 	coalesce  time.Duration
+	nats      []nats.Option
 }
 
-// InProcess connects to an embedded server without a socket (xenft up, tests).
-func InProcess(s *Server) ConnectOption {
-	return func(o *connectOptions) { o.inProcess = s.ns }
+// NATSOptions adds options of the NATS client to the connection, after
+// xenft's own (its name, timeouts, reconnecting forever, auth and TLS from
+// the configuration), so that an embedder can override or extend them: a
+// custom dialer, connection callbacks, a credentials file. Options that
+// undo what xenft relies on (reconnecting, the in-process connection) are
+// the embedder's responsibility.
+func NATSOptions(opts ...nats.Option) ConnectOption {
+	return func(o *connectOptions) { o.nats = append(o.nats, opts...) }
+}
+
+// InProcess connects to an embedded server (package embedded) without a
+// socket (xenft up, tests).
+func InProcess(s nats.InProcessConnProvider) ConnectOption {
+	return func(o *connectOptions) { o.inProcess = s }
 }
 
 // Connect reaches the bus described by cfg. Once connected, the client
@@ -92,6 +103,7 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 			url += u
 		}
 	}
+	nopts = append(nopts, co.nats...)
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", url, err)

@@ -12,26 +12,27 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
 // startCluster starts three embedded servers on loopback, each with routes to
 // all three, the shape of configs/cluster/*.yaml.
-func startCluster(t *testing.T) []*events.Server {
+func startCluster(t *testing.T) []*embedded.Server {
 	t.Helper()
 	ports := freePorts(t, 3)
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
-	var servers []*events.Server
+	var servers []*embedded.Server
 	for i, p := range ports {
-		cfg := events.DefaultServerConfig()
+		cfg := embedded.DefaultConfig()
 		cfg.Name = fmt.Sprintf("n%d", i+1)
 		cfg.Port = -1
 		cfg.DataDir = t.TempDir()
-		cfg.Cluster = events.ClusterConfig{Name: "xenft", Host: "127.0.0.1", Port: p, Routes: routes}
-		s, err := events.StartServer(cfg, eventstest.Logger(t, hclog.Error), 10*time.Second)
+		cfg.Cluster = embedded.ClusterConfig{Name: "xenft", Host: "127.0.0.1", Port: p, Routes: routes}
+		s, err := embedded.Start(cfg, eventstest.Logger(t, hclog.Error), 10*time.Second)
 		if err != nil {
 			t.Fatalf("start %s: %v", cfg.Name, err)
 		}

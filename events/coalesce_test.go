@@ -2,7 +2,6 @@ package events
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,9 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats.go"
 )
 
 // countingConn counts the reads that returned data.
@@ -162,65 +158,5 @@ func TestCoalescingConnDoesNotWaitWhenMoreIsWaiting(t *testing.T) {
 	}
 	if c.more {
 		t.Error("a short read left more set")
-	}
-}
-
-// The whole client over a coalescing connection: messages, request/reply
-// and JetStream acks all go through, in order.
-func TestConnectWithCoalescedReads(t *testing.T) {
-	cfg := DefaultServerConfig()
-	cfg.Name, cfg.Port, cfg.DataDir = "test", -1, t.TempDir()
-	log := hclog.NewNullLogger()
-	s, err := StartServer(cfg, log, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	bc := DefaultBusConfig()
-	bc.URLs = []string{s.ClientURL()}
-	rx, err := Connect(bc, log, CoalesceReads(5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := Connect(bc, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := rx.EnsureResources(ctx); err != nil {
-		t.Fatalf("JetStream through a coalescing connection: %v", err)
-	}
-
-	sub, err := rx.Conn().SubscribeSync("t.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rx.Conn().Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := rx.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
-	const n = 2000
-	for i := range n {
-		if err := tx.Conn().Publish(fmt.Sprintf("t.%d", i), []byte(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n {
-		m, err := sub.NextMsg(10 * time.Second)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if string(m.Data) != fmt.Sprint(i) {
-			t.Fatalf("message %d is %q: out of order", i, m.Data)
-		}
-	}
-	rep, err := tx.Conn().Request("echo", []byte("ping"), 5*time.Second)
-	if err != nil || string(rep.Data) != "ping" {
-		t.Fatalf("request through a coalescing responder: %v, %v", rep, err)
 	}
 }

@@ -118,7 +118,7 @@ func (c BusConfig) Validate(section string) error {
 		errs = append(errs, fmt.Errorf("%s: must be at least 1s, got %s", key("leader_ttl"), c.LeaderTTL))
 	}
 	errs = append(errs, c.Auth.validate(key("auth")))
-	errs = append(errs, c.TLS.validate(key("tls")))
+	errs = append(errs, c.TLS.Validate(key("tls")))
 	return errors.Join(errs...)
 }
 
@@ -138,7 +138,9 @@ func (a ClientAuth) validate(section string) error {
 	return nil
 }
 
-func (t TLSFiles) validate(section string) error {
+// Validate checks that cert and key are set together; the error names
+// section.
+func (t TLSFiles) Validate(section string) error {
 	if (t.Cert == "") != (t.Key == "") {
 		return fmt.Errorf("%s: cert and key must be set together", section)
 	}

@@ -12,8 +12,8 @@
 // the entity the event is about (a host, a VM, a group, a supervisor), and kept
 // in the JetStream stream XENFT_EVENTS.
 //
-// The bus: Server runs an embedded NATS server with JetStream (standalone or as
-// one node of a cluster); Connect joins an embedded or external server, creates
+// The bus: Connect joins a NATS server (one xenft runs, package embedded, or
+// an external one; InProcess reaches an embedded one without a socket), creates
 // the stream, key-value buckets and object store idempotently, and offers
 // Publish (JetStream, de-duplicated by event id), Consume (durable, explicit
 // ack) and Tail (ephemeral, from a point in time). Tail owns its recovery: it
@@ -26,6 +26,6 @@
 // and logged at most once per reason every IgnoreLogEvery with the number of
 // lines left out: one set of counters per role for the metrics to export.
 //
-// Bus and Server are safe for concurrent use. This package imports no other
-// package of the project.
+// Bus is safe for concurrent use. This package imports no other package of
+// the project but internal/clock.
 package events

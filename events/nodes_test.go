@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 // node is one NATS server of a test cluster, however it runs.
@@ -45,13 +44,13 @@ func TestMain(m *testing.M) {
 // runServerProc is the child's side: start the server, say "ready", and run
 // until the parent closes stdin (or dies, which closes it too).
 func runServerProc(cfgJSON string) int {
-	var cfg events.ServerConfig
+	var cfg embedded.Config
 	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: cfg.Name, Level: hclog.Error, Output: os.Stderr})
-	s, err := events.StartServer(cfg, log, 10*time.Second)
+	s, err := embedded.Start(cfg, log, 10*time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -74,17 +73,17 @@ func processNodes(t *testing.T) []node {
 	}
 	var nodes []node
 	for i := 0; i < 3; i++ {
-		cfg := events.DefaultServerConfig()
+		cfg := embedded.DefaultConfig()
 		cfg.Name = fmt.Sprintf("p%d", i+1)
 		cfg.Port = ports[i]
 		cfg.DataDir = t.TempDir()
-		cfg.Cluster = events.ClusterConfig{Name: "xenft", Host: "127.0.0.1", Port: ports[3+i], Routes: routes}
+		cfg.Cluster = embedded.ClusterConfig{Name: "xenft", Host: "127.0.0.1", Port: ports[3+i], Routes: routes}
 		nodes = append(nodes, startServerProc(t, cfg))
 	}
 	return nodes
 }
 
-func startServerProc(t *testing.T, cfg events.ServerConfig) node {
+func startServerProc(t *testing.T, cfg embedded.Config) node {
 	t.Helper()
 	js, err := json.Marshal(cfg)
 	if err != nil {

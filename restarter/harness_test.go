@@ -20,6 +20,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
@@ -47,14 +48,14 @@ func TestMain(m *testing.M) {
 // on the same port and store, as a bus outage does.
 type server struct {
 	t   *testing.T
-	cfg events.ServerConfig
+	cfg embedded.Config
 	mu  sync.Mutex
-	s   *events.Server
+	s   *embedded.Server
 }
 
 func newServer(t *testing.T) *server {
 	t.Helper()
-	cfg := events.DefaultServerConfig()
+	cfg := embedded.DefaultConfig()
 	cfg.Name = "test"
 	cfg.Port = -1
 	cfg.DataDir = t.TempDir()
@@ -71,7 +72,7 @@ func newServer(t *testing.T) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	ns, err := events.StartServer(s.cfg, eventstest.Logger(s.t, hclog.Error), 10*time.Second)
+	ns, err := embedded.Start(s.cfg, eventstest.Logger(s.t, hclog.Error), 10*time.Second)
 	if err != nil {
 		s.t.Fatalf("start nats server: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
@@ -27,7 +28,7 @@ import (
 
 // simAgents starts one checkpoint executor per host over a sim, answering on
 // the bus until the test ends, and boots vm<i> on host n<i>.
-func simAgents(t *testing.T, s *events.Server, st store.ImageStore, hosts int) {
+func simAgents(t *testing.T, s *embedded.Server, st store.ImageStore, hosts int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -19,6 +19,7 @@ import (
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
@@ -240,7 +241,7 @@ func newFaultCluster(t *testing.T) *faultCluster {
 	return c
 }
 
-func startFaultHost(t *testing.T, ctx context.Context, s *events.Server, st store.ImageStore, name string) *faultHost {
+func startFaultHost(t *testing.T, ctx context.Context, s *embedded.Server, st store.ImageStore, name string) *faultHost {
 	t.Helper()
 	log := eventstest.Logger(t, hclog.Warn).Named(name)
 	sim := &xen.Sim{Host: name}

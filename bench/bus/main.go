@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 func main() {
@@ -49,9 +50,9 @@ func run(n, latN, window int) error {
 	}
 	defer os.RemoveAll(dir)
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr})
-	scfg := events.DefaultServerConfig()
+	scfg := embedded.DefaultConfig()
 	scfg.Port, scfg.DataDir = -1, dir
-	srv, err := events.StartServer(scfg, log, 10*time.Second)
+	srv, err := embedded.Start(scfg, log, 10*time.Second)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
 )
@@ -74,9 +75,9 @@ func run(rounds, memMiB int, dir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 
-	scfg := events.DefaultServerConfig()
+	scfg := embedded.DefaultConfig()
 	scfg.Port, scfg.DataDir = -1, filepath.Join(dir, "nats")
-	srv, err := events.StartServer(scfg, log, 10*time.Second)
+	srv, err := embedded.Start(scfg, log, 10*time.Second)
 	if err != nil {
 		return err
 	}

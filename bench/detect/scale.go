@@ -22,11 +22,12 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 // The scale benchmark: three processes on loopback.
 //
-//	child "server"   an embedded NATS server with JetStream (events.StartServer)
+//	child "server"   an embedded NATS server with JetStream (embedded.Start)
 //	child "beacons"  N real detector.Beacons paced at the interval, sharing a
 //	                 few NATS connections, each beat carrying a 4-domain inventory
 //	this process     the real detector.Monitor (production defaults) and nothing
@@ -429,9 +430,9 @@ func childServer() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := events.DefaultServerConfig()
+	cfg := embedded.DefaultConfig()
 	cfg.Name, cfg.Host, cfg.Port, cfg.DataDir = "bench", "127.0.0.1", -1, dir
-	s, err := events.StartServer(cfg, hclog.New(&hclog.LoggerOptions{Name: "server", Level: hclog.Warn, Output: os.Stderr}), 30*time.Second)
+	s, err := embedded.Start(cfg, hclog.New(&hclog.LoggerOptions{Name: "server", Level: hclog.Warn, Output: os.Stderr}), 30*time.Second)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@
 //	go run ./bench/lease -conditions idle,hog4x -duration 1m
 //
 // The NATS server(s) run embedded in the bench's process with xenft's
-// configuration (events.StartServer, events.Bus.EnsureResources: file
+// configuration (embedded.Start, events.Bus.EnsureResources: file
 // storage, replicas 1 or 3, the xenft_hosts bucket and xenft_images object
 // store). The renewers run in a child process (the bench binary re-executed
 // with -renewers) so that load can be put on them alone: -hosts hosts, each

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 // leaderPoll is how often the watch samples the streams' leaders.
@@ -26,7 +25,7 @@ type leadership struct {
 // it saw. An election in the replicated buckets stalls every put to them,
 // which a slow spell in the figures may be. Only a cluster has leaders to
 // watch: with one server it returns nothing.
-func watchLeaders(ctx context.Context, servers []*events.Server, streams ...string) (stop func() []leadership) {
+func watchLeaders(ctx context.Context, servers []*embedded.Server, streams ...string) (stop func() []leadership) {
 	if len(servers) < 2 {
 		return func() []leadership { return nil }
 	}
@@ -69,7 +68,7 @@ func watchLeaders(ctx context.Context, servers []*events.Server, streams ...stri
 }
 
 // leaderOf names the server that leads stream, or "".
-func leaderOf(servers []*events.Server, stream string) string {
+func leaderOf(servers []*embedded.Server, stream string) string {
 	for _, s := range servers {
 		if s.NATS().JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
 			return s.Name()

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 // result is one condition's outcome.
@@ -89,7 +90,7 @@ func run(ctx context.Context, cfg benchConfig) error {
 
 // runCondition runs the renewers' process under one condition and stops
 // every child it started before it returns, also on failure.
-func runCondition(ctx context.Context, cfg benchConfig, c condition, servers []*events.Server) (result, error) {
+func runCondition(ctx context.Context, cfg benchConfig, c condition, servers []*embedded.Server) (result, error) {
 	r := result{cond: c, hogs: c.HogsPerCPU * runtime.NumCPU()}
 	var urls []string
 	for _, s := range servers {

@@ -11,23 +11,24 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 // startServers starts n embedded servers under dir (one, or a 3-node cluster
 // routed the way configs/cluster/*.yaml is) and returns them with a stop
 // function that shuts down every one started, also on failure; calling it
 // again does nothing.
-func startServers(n int, dir string, log hclog.Logger) ([]*events.Server, func(), error) {
-	var servers []*events.Server
+func startServers(n int, dir string, log hclog.Logger) ([]*embedded.Server, func(), error) {
+	var servers []*embedded.Server
 	stop := sync.OnceFunc(func() {
 		for _, s := range servers {
 			s.Shutdown()
 		}
 	})
 	if n == 1 {
-		cfg := events.DefaultServerConfig()
+		cfg := embedded.DefaultConfig()
 		cfg.Name, cfg.Port, cfg.DataDir = "lease", -1, filepath.Join(dir, "n1")
-		s, err := events.StartServer(cfg, log, 10*time.Second)
+		s, err := embedded.Start(cfg, log, 10*time.Second)
 		if err != nil {
 			return nil, stop, err
 		}
@@ -43,11 +44,11 @@ func startServers(n int, dir string, log hclog.Logger) ([]*events.Server, func()
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
 	for i, p := range ports {
-		cfg := events.DefaultServerConfig()
+		cfg := embedded.DefaultConfig()
 		cfg.Name, cfg.Port = fmt.Sprintf("n%d", i+1), -1
 		cfg.DataDir = filepath.Join(dir, cfg.Name)
-		cfg.Cluster = events.ClusterConfig{Name: "xenft", Host: "127.0.0.1", Port: p, Routes: routes}
-		s, err := events.StartServer(cfg, log, 10*time.Second)
+		cfg.Cluster = embedded.ClusterConfig{Name: "xenft", Host: "127.0.0.1", Port: p, Routes: routes}
+		s, err := embedded.Start(cfg, log, 10*time.Second)
 		if err != nil {
 			return nil, stop, fmt.Errorf("start %s: %w", cfg.Name, err)
 		}
@@ -86,7 +87,7 @@ func freePorts(n int) ([]int, error) {
 // replicas = len(servers), as every role does at start, and waits until the
 // hosts bucket takes a put. A new cluster's meta leader may still be
 // settling, so both are retried, each attempt bounded, for up to a minute.
-func ensureResources(ctx context.Context, servers []*events.Server, log hclog.Logger) error {
+func ensureResources(ctx context.Context, servers []*embedded.Server, log hclog.Logger) error {
 	cfg := events.DefaultBusConfig()
 	cfg.URLs, cfg.ClientName, cfg.Replicas = nil, "bench-lease-setup", len(servers)
 	for _, s := range servers {

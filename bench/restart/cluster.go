@@ -14,6 +14,7 @@ import (
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
@@ -28,7 +29,7 @@ import (
 // No detector runs: the bench publishes node.failed itself (see doc.go).
 type cluster struct {
 	dir  string
-	srv  *events.Server
+	srv  *embedded.Server
 	bus  *events.Bus // the bench's own connection: inventory, injection, tail
 	st   store.ImageStore
 	log  hclog.Logger
@@ -85,9 +86,9 @@ func (s shape) totalVMs() int { return s.hosts * s.vmsPerHost }
 // newCluster starts the server, the hosts with their domains, registers every
 // VM (policy restore, each VM its own group) and starts the supervisor.
 func newCluster(ctx context.Context, dir string, sh shape, cost time.Duration, log hclog.Logger) (*cluster, error) {
-	scfg := events.DefaultServerConfig()
+	scfg := embedded.DefaultConfig()
 	scfg.Port, scfg.DataDir, scfg.Name = -1, filepath.Join(dir, "nats"), "bench-restart"
-	srv, err := events.StartServer(scfg, log, 15*time.Second)
+	srv, err := embedded.Start(scfg, log, 15*time.Second)
 	if err != nil {
 		return nil, err
 	}

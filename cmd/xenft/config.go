@@ -16,6 +16,7 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/supervisor"
 )
 
@@ -28,7 +29,7 @@ import (
 type Config struct {
 	Log        LogConfig             `mapstructure:"log"`
 	Bus        events.BusConfig      `mapstructure:"bus"`
-	Server     events.ServerConfig   `mapstructure:"server"`
+	Server     embedded.Config       `mapstructure:"server"`
 	Store      StoreConfig           `mapstructure:"store"`
 	Agent      AgentConfig           `mapstructure:"agent"`
 	Supervisor supervisor.Config     `mapstructure:"supervisor"`
@@ -58,7 +59,7 @@ func DefaultConfig() Config {
 	return Config{
 		Log:        LogConfig{Level: "info"},
 		Bus:        events.DefaultBusConfig(),
-		Server:     events.DefaultServerConfig(),
+		Server:     embedded.DefaultConfig(),
 		Store:      StoreConfig{Backend: "dir", Dir: ".xenft/images"},
 		Agent:      defaultAgentConfig(),
 		Supervisor: supervisor.DefaultConfig(),

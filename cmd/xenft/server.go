@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 func newServerCommand(a *app) *cobra.Command {
@@ -54,7 +55,7 @@ client URL, and runs until SIGINT or SIGTERM.`,
 // while a cluster forms), calls ready with the client URL and serves until ctx
 // ends.
 func runServer(ctx context.Context, cfg Config, log hclog.Logger, ready func(url string)) error {
-	srv, err := events.StartServer(cfg.Server, log, 15*time.Second)
+	srv, err := embedded.Start(cfg.Server, log, 15*time.Second)
 	if err != nil {
 		return err
 	}

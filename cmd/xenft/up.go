@@ -16,6 +16,7 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
@@ -129,12 +130,12 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 		// to be ready.
 		return fmt.Errorf("server.port %d: %w", cfg.Server.Port, err)
 	}
-	srv, err := events.StartServer(cfg.Server, log, 15*time.Second)
+	srv, err := embedded.Start(cfg.Server, log, 15*time.Second)
 	if err != nil && cfg.Server.Port != -1 && !o.portAsked {
 		// Port 4222 is often taken (another NATS, another xenft up): any
 		// free port will do for a demo (the URL is printed).
 		cfg.Server.Port = -1
-		srv, err = events.StartServer(cfg.Server, log, 15*time.Second)
+		srv, err = embedded.Start(cfg.Server, log, 15*time.Second)
 	}
 	if err != nil {
 		return fmt.Errorf("server.port %d: %w", cfg.Server.Port, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/xenft/xenft/agent"
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
 	"github.com/xenft/xenft/supervisor/core"
@@ -26,7 +27,7 @@ type demo struct {
 	a       *app
 	o       upOptions
 	cfg     Config
-	srv     *events.Server
+	srv     *embedded.Server
 	bus     *events.Bus
 	st      store.ImageStore
 	log     hclog.Logger

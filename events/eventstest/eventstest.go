@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/embedded"
 )
 
 // Logger returns an hclog logger writing to the test's log at the given level.
@@ -69,13 +70,13 @@ func (l *LogBuffer) Lines(subs ...string) []string {
 
 // Server starts a single embedded server on a free loopback port with its
 // store in a temporary directory, stopped when the test ends.
-func Server(t testing.TB) *events.Server {
+func Server(t testing.TB) *embedded.Server {
 	t.Helper()
-	cfg := events.DefaultServerConfig()
+	cfg := embedded.DefaultConfig()
 	cfg.Name = "test"
 	cfg.Port = -1
 	cfg.DataDir = t.TempDir()
-	s, err := events.StartServer(cfg, Logger(t, hclog.Warn), 10*time.Second)
+	s, err := embedded.Start(cfg, Logger(t, hclog.Warn), 10*time.Second)
 	if err != nil {
 		t.Fatalf("start nats server: %v", err)
 	}
@@ -84,7 +85,7 @@ func Server(t testing.TB) *events.Server {
 }
 
 // BusConfig is a bus configuration for s with short timeouts.
-func BusConfig(s *events.Server) events.BusConfig {
+func BusConfig(s *embedded.Server) events.BusConfig {
 	cfg := events.DefaultBusConfig()
 	cfg.URLs = []string{s.ClientURL()}
 	cfg.ClientName = "test"
@@ -94,13 +95,13 @@ func BusConfig(s *events.Server) events.BusConfig {
 
 // Bus connects to s over TCP, creates the stream and buckets, and closes the
 // connection when the test ends.
-func Bus(t testing.TB, s *events.Server) *events.Bus {
+func Bus(t testing.TB, s *embedded.Server) *events.Bus {
 	t.Helper()
 	return BusLogged(t, s, Logger(t, hclog.Warn))
 }
 
 // BusLogged is Bus logging to log (a LogBuffer's, to search what it said).
-func BusLogged(t testing.TB, s *events.Server, log hclog.Logger) *events.Bus {
+func BusLogged(t testing.TB, s *embedded.Server, log hclog.Logger) *events.Bus {
 	t.Helper()
 	b, err := events.Connect(BusConfig(s), log)
 	if err != nil {

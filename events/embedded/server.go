@@ -1,4 +1,4 @@
-package events
+package embedded
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/xenft/xenft/internal/clock"
 )
 
 // Server is an embedded NATS server with JetStream. It runs in the caller's
@@ -17,14 +18,14 @@ import (
 // beside the roles.
 type Server struct {
 	ns  *server.Server
-	cfg ServerConfig
+	cfg Config
 	log hclog.Logger
 }
 
-// StartServer starts a server from cfg and waits until it accepts clients (and,
+// Start starts a server from cfg and waits until it accepts clients (and,
 // in a cluster, until JetStream is enabled). It fails if that takes longer than
 // ready.
-func StartServer(cfg ServerConfig, log hclog.Logger, ready time.Duration) (*Server, error) {
+func Start(cfg Config, log hclog.Logger, ready time.Duration) (*Server, error) {
 	if err := cfg.Validate("server"); err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func StartServer(cfg ServerConfig, log hclog.Logger, ready time.Duration) (*Serv
 	return &Server{ns: ns, cfg: cfg, log: log}, nil
 }
 
-func serverOptions(cfg ServerConfig) (*server.Options, error) {
+func serverOptions(cfg Config) (*server.Options, error) {
 	storeDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("server.data_dir: %w", err)
@@ -120,6 +121,7 @@ func (s *Server) NATS() *server.Server { return s.ns }
 // WaitJetStream waits until JetStream can take requests; in a cluster that is
 // after a meta leader is elected.
 func (s *Server) WaitJetStream(timeout time.Duration) error {
+	wall := clock.Real() // a wait for the server, no decision
 	deadline := wall.Now().Add(timeout)
 	for {
 		if s.ns.JetStreamEnabled() && (s.cfg.Cluster.Name == "" || s.ns.JetStreamIsLeader() || s.ns.JetStreamIsCurrent()) {
@@ -149,3 +151,7 @@ func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(for
 func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Tracef(format string, v ...any)  { n.l.Trace(fmt.Sprintf(format, v...)) }
+
+// InProcessConn connects a client to the server without a socket
+// (events.InProcess).
+func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }

@@ -1,4 +1,4 @@
-package events
+package embedded
 
 import (
 	"errors"
@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"strings"
+
+	"github.com/xenft/xenft/events"
 )
 
-// ServerConfig describes an embedded NATS server with JetStream: the "server"
+// Config describes an embedded NATS server with JetStream: the "server"
 // section of `xenft server` and `xenft up`.
-type ServerConfig struct {
+type Config struct {
 	// Name must be unique within a cluster. Default: the machine's host name.
 	Name string `mapstructure:"name"`
 	// Host is the client listen address. Default 127.0.0.1: a server is
@@ -27,9 +29,9 @@ type ServerConfig struct {
 	// Cluster joins other servers; leave Name empty for a single server.
 	Cluster ClusterConfig `mapstructure:"cluster"`
 	// Auth requires clients to present a user and password.
-	Auth ServerAuth `mapstructure:"auth"`
+	Auth Auth `mapstructure:"auth"`
 	// TLS for client connections (Cert and Key; CA to verify client certs).
-	TLS TLSFiles `mapstructure:"tls"`
+	TLS events.TLSFiles `mapstructure:"tls"`
 }
 
 // ClusterConfig joins servers with routes; JetStream then replicates streams
@@ -41,21 +43,21 @@ type ClusterConfig struct {
 	Routes []string `mapstructure:"routes"` // nats-route://host:port of the other servers
 }
 
-// ServerAuth is the single user clients must present (per-role permissions
+// Auth is the single user clients must present (per-role permissions
 // come with the security work).
-type ServerAuth struct {
+type Auth struct {
 	User     string `mapstructure:"user"`
 	Password string `mapstructure:"password"`
 }
 
-// DefaultServerConfig returns a loopback single server on port 4222 storing
+// DefaultConfig returns a loopback single server on port 4222 storing
 // under ./.xenft/nats.
-func DefaultServerConfig() ServerConfig {
+func DefaultConfig() Config {
 	name, err := os.Hostname()
 	if err != nil || name == "" {
 		name = "xenft"
 	}
-	return ServerConfig{
+	return Config{
 		Name:    name,
 		Host:    "127.0.0.1",
 		Port:    4222,
@@ -64,7 +66,7 @@ func DefaultServerConfig() ServerConfig {
 }
 
 // Validate checks the configuration; errors name the key under section.
-func (c ServerConfig) Validate(section string) error {
+func (c Config) Validate(section string) error {
 	key := func(k string) string { return section + "." + k }
 	var errs []error
 	if c.Name == "" || strings.ContainsAny(c.Name, " \t.*>") {
@@ -100,6 +102,6 @@ func (c ServerConfig) Validate(section string) error {
 	if (c.Auth.User == "") != (c.Auth.Password == "") {
 		errs = append(errs, fmt.Errorf("%s: user and password must be set together", key("auth")))
 	}
-	errs = append(errs, c.TLS.validate(key("tls")))
+	errs = append(errs, c.TLS.Validate(key("tls")))
 	return errors.Join(errs...)
 }
