@@ -25,18 +25,7 @@ import (
 // fakeXL is the fake xl program, built once by TestMain.
 var fakeXL string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "xenft-checkpointer")
-	if err != nil {
-		panic(err)
-	}
-	if fakeXL, err = xentest.BuildFakeXL(dir); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXL)) }
 
 // recorder wraps a host's hypervisor: it logs the order of captures and
 // unpauses across all hosts, remembers each member's progress at capture, and

@@ -31,18 +31,7 @@ import (
 // fakeXL is the fake xl program, built once by TestMain.
 var fakeXL string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "xenft-restarter")
-	if err != nil {
-		panic(err)
-	}
-	if fakeXL, err = xentest.BuildFakeXL(dir); err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXL)) }
 
 // server is an embedded NATS server that a test can stop and start again
 // on the same port and store, as a bus outage does.

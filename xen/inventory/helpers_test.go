@@ -14,21 +14,7 @@ import (
 // fakeXLPath is the fake xl built once for the package's tests.
 var fakeXLPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "inventory-fakexl")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fakeXLPath, err = xentest.BuildFakeXL(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXLPath)) }
 
 // fakeHost is one host on the fake xl, exec'd as the real one is.
 type fakeHost struct {

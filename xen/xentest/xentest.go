@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/xenft/xenft/xen"
 )
@@ -34,4 +35,22 @@ func Progress(x *xen.XL, vm string) (uint64, error) {
 		return 0, fmt.Errorf("sim-progress %s: %w", vm, err)
 	}
 	return strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+}
+
+// RunWithFakeXL is a TestMain's body for a package whose tests exec the fake
+// xl: it builds it into a temporary directory, sets *path, runs the tests
+// and removes the directory; it returns the exit code for os.Exit. A build
+// that fails ends the run with a message and code 1.
+func RunWithFakeXL(m *testing.M, path *string) int {
+	dir, err := os.MkdirTemp("", "xenft-fakexl")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *path, err = BuildFakeXL(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
