@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xenft/xenft/events/eventstest"
 )
 
 // These tests run the production xl driver against the fake xl program:
@@ -76,7 +78,7 @@ func TestXLFakeEveryVerb(t *testing.T) {
 	if err := x.Unpause(ctx, "tiny"); err != nil { // running: nothing to do
 		t.Fatal(err)
 	}
-	waitFor(t, "progress past the pause", 5*time.Second, func() bool { return h.progress(t, "tiny") > p })
+	eventstest.Eventually(t, 5*time.Second, func() bool { return h.progress(t, "tiny") > p }, "progress past the pause")
 
 	// save -c: image written, domain keeps running.
 	chk := filepath.Join(h.Dir, "chk.img")
@@ -122,7 +124,7 @@ func TestXLFakeEveryVerb(t *testing.T) {
 	if err := x.Unpause(ctx, "tiny2"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "tiny2 progressing", 5*time.Second, func() bool { return h.progress(t, "tiny2") > hdr.Progress })
+	eventstest.Eventually(t, 5*time.Second, func() bool { return h.progress(t, "tiny2") > hdr.Progress }, "tiny2 progressing")
 	if err := x.Destroy(ctx, "tiny2"); err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +304,7 @@ func TestXLFakeTimeoutKillsChild(t *testing.T) {
 	}
 	for _, p := range pids {
 		pid, _ := strconv.Atoi(p)
-		waitFor(t, "pid "+p+" to die", 5*time.Second, func() bool { return processGone(pid) })
+		eventstest.Eventually(t, 5*time.Second, func() bool { return processGone(pid) }, "pid %s to die", p)
 	}
 	// Like a real save killed half way, the guest is left suspended, and
 	// the next calls (the fake's lock died with it) see it so.
