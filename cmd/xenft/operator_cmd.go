@@ -63,7 +63,7 @@ every VM running there on other hosts, from a checkpoint taken just before
 	addBusFlags(a, maint)
 	release := &cobra.Command{
 		Use:   "release HOST",
-		Short: "Return a quarantined (flapping) host to placement",
+		Short: "Return a quarantined (flapping) host to placement (until then it is only a last resort)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return operate(cmd, a, supervisor.OperatorRequest{Op: supervisor.OpRelease, Host: args[0]}, "host "+args[0]+": released")

@@ -109,7 +109,8 @@
 //   - a host whose agent fenced itself and awaits reconciliation: its
 //     refusals (OutcomeHostNotReady) are no attempts of the VM's, and it
 //     gets no work while it refuses or its lease says it awaits (ready.go);
-//   - storm guard (storm.go), flapping (hostfail.go flap), returning hosts
+//   - storm guard (storm.go), flapping (hostfail.go flap; a quarantined host
+//     is placement's last resort, placement.go candidates), returning hosts
 //     (hostrejoin.go rejoin, sync, checkDomain), VMs vanished from beats
 //     (hostrejoin.go missing), epochs (commands.go, results.go, apply.go
 //     onLeader).

@@ -29,7 +29,8 @@ type Policy struct {
 	// StormWindow is the window of MaxFailedFraction.
 	StormWindow time.Duration `mapstructure:"storm_window" json:"storm_window"`
 	// FlapThreshold: a host that fails more than this many times within
-	// FlapWindow is quarantined.
+	// FlapWindow is quarantined: until an operator releases it, it gets
+	// new work only when no other host has room.
 	FlapThreshold int           `mapstructure:"flap_threshold" json:"flap_threshold"`
 	FlapWindow    time.Duration `mapstructure:"flap_window" json:"flap_window"`
 	// RestoreAttemptsPerHost: after this many failed restores of one VM on

@@ -36,6 +36,14 @@ func (m *machine) takesWork(h *Host) bool {
 	return h.placeable() && !m.now.Before(h.NotReadyUntil)
 }
 
+// takesWorkIfReleased reports whether h would take work but for its
+// quarantine (placement's last resort).
+func (m *machine) takesWorkIfReleased(h *Host) bool {
+	released := *h
+	released.Quarantined = false
+	return m.takesWork(&released)
+}
+
 // notReady records that h refused a command because it awaits
 // reconciliation.
 func (m *machine) notReady(h *Host) {

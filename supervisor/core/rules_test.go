@@ -75,7 +75,8 @@ func TestRule_StormGuard(t *testing.T) { runScript(t, "storm.txt") }
 func TestRule_StormGuard_OperatorResume(t *testing.T) { runScript(t, "storm_resume.txt") }
 
 // TestRule_Flapping: more than flap_threshold failures within flap_window
-// quarantine a host until released.
+// quarantine a host until released; a quarantined host is a last resort for
+// placement, never a reason to leave a VM down.
 func TestRule_Flapping(t *testing.T) { runScript(t, "flapping.txt") }
 
 // TestRule_ReturningHostDestroysStaleCopies: a host back from a partition
