@@ -154,11 +154,22 @@ func (s *soak) verifyRestore(cr *crash) error {
 					restarts = append(restarts, d)
 				}
 			}
-			if len(restarts) != 1 {
-				return fmt.Errorf("%s restarted %d times after the crash; want once", vm, len(restarts))
+			if len(restarts) == 0 {
+				return fmt.Errorf("%s was not restarted after the crash", vm)
 			}
-			if r := restarts[0]; r.ColdStart || r.CheckpointSeq != latest.Seq {
-				return fmt.Errorf("%s restarted from checkpoint %d (cold start %v); the latest committed of %s was %d", vm, r.CheckpointSeq, r.ColdStart, g, latest.Seq)
+			// More than one restore is right when another member was
+			// lost while the group was unpausing (a second fault during
+			// the recovery): the core restarts the whole rollback, to
+			// the same checkpoint (seen in the demo soak: "host n3
+			// failed" while n2's crash was being recovered). Every
+			// restore must still be from the latest committed one.
+			for _, r := range restarts {
+				if r.ColdStart || r.CheckpointSeq != latest.Seq {
+					return fmt.Errorf("%s restarted from checkpoint %d (cold start %v); the latest committed of %s was %d", vm, r.CheckpointSeq, r.ColdStart, g, latest.Seq)
+				}
+			}
+			if len(restarts) > 1 {
+				s.c.logf("soak: %s restored %d times from %s/%d: its group's rollback was restarted", vm, len(restarts), g, latest.Seq)
 			}
 			var key string
 			for _, img := range latest.Images {
@@ -174,7 +185,7 @@ func (s *soak) verifyRestore(cr *crash) error {
 				return fmt.Errorf("%s runs as %v; checkpoint %s/%d holds progress %d of workload %x", vm, copies, g, latest.Seq, h.Progress, h.Seed)
 			}
 		}
-		s.c.logf("soak: group %s was restored once from %s/%d, its latest committed checkpoint", g, g, latest.Seq)
+		s.c.logf("soak: group %s was restored from %s/%d, its latest committed checkpoint", g, g, latest.Seq)
 	}
 	return nil
 }
