@@ -251,7 +251,7 @@ func (c *cluster) checkpoint(group string) checkpointer.Record {
 // each holds: what a rollback of the group must resume from.
 func (c *cluster) latestVerified(group string) cut {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	kv, err := c.bus.KV(ctx, c.bus.Names().Checkpoints())
 	if err != nil {
@@ -262,20 +262,26 @@ func (c *cluster) latestVerified(group string) cut {
 	// committed says the image does not exist, or has no record of it
 	// ("no committed checkpoint that verifies (0 rejected)", seen beside a
 	// CPU hog): read again until no image is missing and a record is found.
+	// A read can also stall: the object store's chunks came more than 5 s
+	// apart once ("read pipe: i/o timeout", make e2e alone). Only a
+	// verdict of corruption is final; anything else is read again, each
+	// attempt with its own deadline.
 	var rec checkpointer.Record
 	var rejected []checkpointer.Rejected
-	c.eventually(30*time.Second, func() bool {
-		rec, rejected, err = checkpointer.NewCatalog(kv).LatestVerified(ctx, group, c.images)
+	c.eventually(90*time.Second, func() bool {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		rec, rejected, err = checkpointer.NewCatalog(kv).LatestVerified(actx, group, c.images)
 		if err != nil && len(rejected) == 0 {
 			return false
 		}
 		for _, r := range rejected {
-			if errors.Is(r.Reason, store.ErrNotFound) {
+			if !errors.Is(r.Reason, store.ErrCorrupt) {
 				return false
 			}
 		}
 		return true
-	}, func() string { return fmt.Sprintf("images of %s not found: %v", group, rejected) })
+	}, func() string { return fmt.Sprintf("images of %s not read: %v (%v)", group, rejected, err) })
 	if err != nil {
 		c.t.Fatalf("latest verified checkpoint of %s: %v (rejected: %v)", group, err, rejected)
 	}
