@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -164,8 +165,14 @@ func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, ti
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	stop := b.cancelOnReconnect(rctx, cancel)
 	msg, err := b.nc.RequestWithContext(rctx, b.subjects.Command(host, verb), body)
+	lost := stop()
 	if err != nil {
+		if lost {
+			return &CommandError{Host: host, Verb: verb, Code: CodeRetryable,
+				Message: "no answer: the connection to NATS dropped while waiting, so the reply may be lost (commands are idempotent: send again)"}
+		}
 		return &CommandError{Host: host, Verb: verb, Code: CodeRetryable, Message: "no answer: " + err.Error()}
 	}
 	var rep commandReply
@@ -209,4 +216,46 @@ func (g *EpochGuard) Term() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.term
+}
+
+// reconnectPoll is how often a command waiting for its reply looks whether
+// the connection dropped.
+const reconnectPoll = 250 * time.Millisecond
+
+// cancelOnReconnect cancels a command's wait when the connection reconnects
+// meanwhile: a reply sent while the client was disconnected is lost, and
+// waiting for it would hold the command until its timeout (command_timeout,
+// 5 minutes: the soak saw a group's restored members stay paused that long
+// after the leader's link to its server was cut). stop ends the watch and
+// reports whether it cancelled.
+func (b *Bus) cancelOnReconnect(ctx context.Context, cancel context.CancelFunc) (stop func() bool) {
+	start := b.nc.Stats().Reconnects
+	done := make(chan struct{})
+	var lost atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := wall.NewTicker(reconnectPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.Chan():
+				if b.nc.Stats().Reconnects != start {
+					lost.Store(true)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return func() bool {
+		close(done)
+		wg.Wait()
+		return lost.Load()
+	}
 }
