@@ -47,13 +47,21 @@ func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testin
 			a.waitRenewed()
 
 			e.srv.stop() // the host loses the bus
-			eventstest.Eventually(t, 10*time.Second, func() bool { return len(a.domains()) == 0 }, "domains survive the self-fence: %v", a.domains())
-			last := a.r.LastRenewal()
-			for _, vm := range []string{"vm1", "vm2", "vm3", "vm4"} {
-				at, ok := a.hv.destroyedAt(vm)
-				if !ok {
-					t.Fatalf("%s was not destroyed by the agent", vm)
+			vms := []string{"vm1", "vm2", "vm3", "vm4"}
+			// The domain leaves xl's list before the destroy call returns and
+			// is recorded, so wait for both (CI saw the list empty while the
+			// last destroy was still returning).
+			eventstest.Eventually(t, 10*time.Second, func() bool {
+				for _, vm := range vms {
+					if _, ok := a.hv.destroyedAt(vm); !ok {
+						return false
+					}
 				}
+				return len(a.domains()) == 0
+			}, "domains survive the self-fence: %v", a.domains())
+			last := a.r.LastRenewal()
+			for _, vm := range vms {
+				at, _ := a.hv.destroyedAt(vm)
 				if after := at.Sub(last); after >= f.SelfTimeout || after < f.SelfTimeout-f.ActionTimeout {
 					t.Errorf("%s destroyed %s after the last renewal, want within [%s, %s)", vm, after,
 						f.SelfTimeout-f.ActionTimeout, f.SelfTimeout)
