@@ -40,12 +40,13 @@ client URL, and runs until SIGINT or SIGTERM.`,
 	f.Int("port", 0, "client port, -1 for any free port (server.port)")
 	f.String("data", "", "JetStream data directory (server.data_dir)")
 	f.Int("monitor-port", 0, "HTTP monitoring port, 0 for none (server.monitor_port)")
+	f.String("sync", "", `when JetStream writes reach the disk: "always" (default) or an interval such as 2m (server.sync)`)
 	f.String("cluster-name", "", "cluster name; empty for a single server (server.cluster.name)")
 	f.Int("cluster-port", 0, "cluster route port (server.cluster.port)")
 	f.StringSlice("routes", nil, "routes to the other servers, nats-route://host:port (server.cluster.routes)")
 	a.flagKeys(cmd, map[string]string{
 		"name": "server.name", "host": "server.host", "port": "server.port", "data": "server.data_dir",
-		"monitor-port": "server.monitor_port", "cluster-name": "server.cluster.name",
+		"monitor-port": "server.monitor_port", "sync": "server.sync", "cluster-name": "server.cluster.name",
 		"cluster-port": "server.cluster.port", "routes": "server.cluster.routes",
 	})
 	return cmd

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/xenft/xenft/events"
 )
@@ -26,6 +27,13 @@ type Config struct {
 	MonitorPort int `mapstructure:"monitor_port"`
 	// MaxStore bounds JetStream's disk use in bytes; 0 lets the server decide.
 	MaxStore int64 `mapstructure:"max_store"`
+	// Sync is when JetStream writes reach the disk: "always" (default) syncs
+	// every write before it is acknowledged (replicated streams commit in
+	// groups), or a duration such as "2m" (nats-server's own default) syncs
+	// in the background that often, so a power loss of a majority of servers
+	// can lose writes acknowledged within the last interval: a term, an
+	// epoch or a checkpoint commit that the safety rules rest on.
+	Sync string `mapstructure:"sync"`
 	// Cluster joins other servers; leave Name empty for a single server.
 	Cluster ClusterConfig `mapstructure:"cluster"`
 	// Auth requires clients to present a user and password.
@@ -62,7 +70,24 @@ func DefaultConfig() Config {
 		Host:    "127.0.0.1",
 		Port:    4222,
 		DataDir: ".xenft/nats",
+		Sync:    SyncAlways,
 	}
+}
+
+// SyncAlways is the Sync value that syncs every write before its
+// acknowledgement.
+const SyncAlways = "always"
+
+// syncPolicy is Sync as nats-server options: always, or the interval.
+func (c Config) syncPolicy() (always bool, interval time.Duration, err error) {
+	if c.Sync == "" || c.Sync == SyncAlways {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(c.Sync)
+	if err != nil || d < time.Millisecond {
+		return false, 0, fmt.Errorf("%q is neither %q nor a duration of at least 1ms such as 2m", c.Sync, SyncAlways)
+	}
+	return false, d, nil
 }
 
 // Validate checks the configuration; errors name the key under section.
@@ -83,6 +108,9 @@ func (c Config) Validate(section string) error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("%s: required (JetStream keeps its files there)", key("data_dir")))
+	}
+	if _, _, err := c.syncPolicy(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", key("sync"), err))
 	}
 	if c.MaxStore < 0 {
 		errs = append(errs, fmt.Errorf("%s: must not be negative", key("max_store")))

@@ -65,6 +65,14 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		MaxPayload:        8 << 20,
 		JetStreamMaxStore: cfg.MaxStore,
 	}
+	always, interval, err := cfg.syncPolicy()
+	if err != nil {
+		return nil, fmt.Errorf("server.sync: %w", err)
+	}
+	opts.SyncAlways = always
+	if !always {
+		opts.SyncInterval = interval
+	}
 	if cfg.MonitorPort != 0 {
 		opts.HTTPHost = cfg.Host
 		opts.HTTPPort = cfg.MonitorPort
