@@ -64,8 +64,8 @@ func (c CoordinatorConfig) Validate(section string) error {
 			errs = append(errs, fmt.Errorf("%s.%s: must be positive, got %s", section, k, d))
 		}
 	}
-	if c.Retain < 1 {
-		errs = append(errs, fmt.Errorf("%s.retain: must be at least 1, got %d", section, c.Retain))
+	if c.Retain < MinRetain {
+		errs = append(errs, fmt.Errorf("%s.retain: must be at least %d (the previous checkpoint is the fallback if the newest commit is lost), got %d", section, MinRetain, c.Retain))
 	}
 	return errors.Join(errs...)
 }
@@ -288,10 +288,18 @@ func (c *Coordinator) Recover(ctx context.Context) error {
 	return nil
 }
 
-// Prune keeps the newest retain committed checkpoints of group and deletes
-// older records and their images, and aborted records older than the oldest
-// kept one.
+// MinRetain is the fewest committed checkpoints kept per group. Pruning
+// right after a commit must never leave the group with that commit alone:
+// if the bus loses its newest acknowledged writes (a power loss under a lazy
+// sync policy, a corrupted replica), the commit record can vanish, and the
+// previous consistent cut is then the only one left to roll back to.
+const MinRetain = 2
+
+// Prune keeps the newest retain (at least MinRetain) committed checkpoints of
+// group and deletes older records and their images, and aborted records older
+// than the oldest kept one.
 func (c *Coordinator) Prune(ctx context.Context, group string, retain int) error {
+	retain = max(retain, MinRetain)
 	recs, err := c.catalog.List(ctx, group)
 	if err != nil {
 		return err

@@ -227,6 +227,31 @@ func TestRetentionKeepsTheLastN(t *testing.T) {
 	}
 }
 
+// A retention of 1 would delete the previous consistent cut the moment the
+// next one commits; if the bus then lost that commit (its newest writes), the
+// group would have nothing to roll back to. Prune keeps MinRetain whatever
+// it is asked, and the configuration refuses less.
+func TestRetentionNeverLeavesTheNewestCommitAlone(t *testing.T) {
+	c := newCluster(t, clusterOptions{hosts: 1})
+	c.startVM("n1", "solo", 4)
+	g := checkpointer.GroupSpec{Name: "solo", Members: []checkpointer.Member{{VM: "solo", Host: "n1"}}, Retain: 1}
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		if _, err := c.coord.Checkpoint(ctx, g, events.Epoch{Term: 1, Seq: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, _ := c.catalog.List(ctx, "solo")
+	if len(recs) != checkpointer.MinRetain || recs[0].Seq != 2 || recs[1].Seq != 3 {
+		t.Fatalf("kept %+v, want seqs 2 and 3", recs)
+	}
+	cfg := checkpointer.DefaultCoordinatorConfig()
+	cfg.Retain = 1
+	if err := cfg.Validate("supervisor.checkpoint"); err == nil || !strings.Contains(err.Error(), "supervisor.checkpoint.retain: must be at least 2") {
+		t.Fatalf("retain 1 validates: %v", err)
+	}
+}
+
 // stallingCommander lets captures through and then never sends another
 // command: the coordinator process has died mid-protocol with members paused.
 // Closing dead lets its goroutine end when the test is over.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -97,8 +98,8 @@ func (g GroupSettings) Validate() error {
 	if g.CheckpointInterval != 0 && time.Duration(g.CheckpointInterval) < time.Second {
 		errs = append(errs, fmt.Errorf("interval: must be 0 (on demand) or at least 1s, got %s", time.Duration(g.CheckpointInterval)))
 	}
-	if g.Retain < 0 {
-		errs = append(errs, fmt.Errorf("retain: must not be negative"))
+	if g.Retain != 0 && g.Retain < checkpointer.MinRetain {
+		errs = append(errs, fmt.Errorf("retain: must be 0 (the supervisor's default) or at least %d (the previous checkpoint is the fallback if the newest commit is lost), got %d", checkpointer.MinRetain, g.Retain))
 	}
 	return errors.Join(errs...)
 }

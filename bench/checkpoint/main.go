@@ -107,7 +107,7 @@ func run(rounds, memMiB int, dir string) error {
 	actx, stopAgents := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopAgents(); wg.Wait() }()
-	g := checkpointer.GroupSpec{Name: "bench", Retain: 1}
+	g := checkpointer.GroupSpec{Name: "bench", Retain: checkpointer.MinRetain}
 	for i := 0; i < members; i++ {
 		host, vm := fmt.Sprintf("n%d", i+1), fmt.Sprintf("vm%d", i)
 		sim := &xen.Sim{Host: host, TotalMemoryMiB: uint64(memMiB + 2048)}
