@@ -30,7 +30,12 @@ type Lease struct {
 // The term is the KV revision at which the holder created the key. Revisions
 // are the bucket stream's sequence numbers, which only grow, so every new
 // leader has a higher term than any before it without storing a counter that
-// the TTL would expire.
+// the TTL would expire. They only grow while the bus keeps what it
+// acknowledged, though: a bus that lost its newest writes (a power loss with
+// a lazy sync policy, a corrupted replica) hands out revisions again. So a
+// term is never below the floor, the highest term this supervisor has seen
+// in use (the leader it waited behind, its persisted state, the terms
+// agents report having obeyed): a revision at or under it becomes floor+1.
 type Elector struct {
 	clock clock.Clock
 	kv    jetstream.KeyValue
@@ -44,7 +49,23 @@ type Elector struct {
 	// when not leading. Lease grants to agents stop at it (grants.go), so
 	// that every grant of an old leader precedes its successor's term.
 	heldUntil atomic.Pointer[time.Time]
+	// floor is the highest term known to have been used (RaiseFloor).
+	floor atomic.Uint64
 }
+
+// RaiseFloor records that term has been used by some leader: every term this
+// elector takes from now on is higher.
+func (e *Elector) RaiseFloor(term uint64) {
+	for {
+		old := e.floor.Load()
+		if term <= old || e.floor.CompareAndSwap(old, term) {
+			return
+		}
+	}
+}
+
+// Floor is the highest term known to have been used.
+func (e *Elector) Floor() uint64 { return e.floor.Load() }
 
 // Holds reports whether this supervisor surely still holds the lease.
 func (e *Elector) Holds(now time.Time) bool {
@@ -81,7 +102,9 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context, term u
 	for ctx.Err() == nil {
 		term, rev, err := e.acquire(ctx)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				e.observeHolder(ctx)
+			} else if ctx.Err() == nil {
 				e.log.Warn("cannot reach the lease bucket", "error", err)
 			}
 			clock.Sleep(ctx, e.clock, retry)
@@ -123,12 +146,35 @@ func (e *Elector) acquire(ctx context.Context) (term, rev uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	rev2, err := e.kv.Update(cctx, leaderKey, e.value(rev), rev)
+	term = rev
+	if floor := e.floor.Load(); term <= floor {
+		e.log.Warn("the lease bucket's revision is not above a term already used: the bus lost acknowledged writes; taking the next term instead",
+			"revision", rev, "highest_term_used", floor, "term", floor+1)
+		term = floor + 1
+	}
+	rev2, err := e.kv.Update(cctx, leaderKey, e.value(term), rev)
 	if err != nil {
 		return 0, 0, err
 	}
+	e.RaiseFloor(term)
 	e.held(sent)
-	return rev, rev2, nil
+	return term, rev2, nil
+}
+
+// observeHolder raises the floor to the term of the leader holding the key,
+// so that this supervisor's next term is above it even if the bus hands out
+// its revision again.
+func (e *Elector) observeHolder(ctx context.Context) {
+	gctx, cancel := clock.WithTimeout(ctx, e.clock, e.ttl/3)
+	defer cancel()
+	entry, err := e.kv.Get(gctx, leaderKey)
+	if err != nil {
+		return // the next try looks again
+	}
+	var l Lease
+	if json.Unmarshal(entry.Value(), &l) == nil {
+		e.RaiseFloor(l.Term)
+	}
 }
 
 func (e *Elector) value(term uint64) []byte {

@@ -141,3 +141,58 @@ func TestLeaderThatStopsLeadingLetsAnotherLead(t *testing.T) {
 		t.Fatalf("terms s1 %v, s2 %v: the successor's term must be higher", s1Terms, t2)
 	}
 }
+
+// Terms never go backwards, even when the bus loses its newest
+// acknowledged writes (docs/architecture.md "Durability"): the leader
+// bucket is wiped and recreated under a waiting supervisor, as a power loss
+// under a lazy sync policy could leave it, so its revisions start again
+// below the term the old leader used. The successor's term is still higher,
+// because it saw the old leader's term while it waited.
+func TestTermsNeverGoBackwardsWhenTheBusLosesItsNewestWrites(t *testing.T) {
+	s := eventstest.Server(t)
+	b1, b2 := eventstest.Bus(t, s), eventstest.Bus(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	kv, err := b1.KV(ctx, b1.Names().Leader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // revisions the old leader's term is above
+		if _, err := kv.Put(ctx, "filler", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var l1, l2 leader
+	ctx1, stop1 := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); elector(t, b1, "s1").Run(ctx1, l1.lead) }()
+	eventstest.Eventually(t, 5*time.Second, func() bool { a, _ := l1.state(); return a }, "s1 never led")
+	e2 := elector(t, b2, "s2")
+	wg.Add(1)
+	go func() { defer wg.Done(); e2.Run(ctx, l2.lead) }()
+	_, t1 := l1.state()
+	eventstest.Eventually(t, 5*time.Second, func() bool { return e2.Floor() >= t1[0] }, "s2 never saw s1's term %d", t1[0])
+
+	// s1 dies and the bucket loses everything it acknowledged.
+	stop1()
+	eventstest.Eventually(t, 5*time.Second, func() bool { a, _ := l1.state(); return !a }, "s1 still leads")
+	if err := b1.JetStream().DeleteKeyValue(ctx, b1.Names().Leader()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.EnsureResources(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventstest.Eventually(t, 3*b1.Config().LeaderTTL, func() bool { a, _ := l2.state(); return a }, "s2 did not take over")
+	_, t2 := l2.state()
+	if t2[0] <= t1[0] {
+		t.Fatalf("s2 leads with term %d after s1's term %d: a term went backwards", t2[0], t1[0])
+	}
+	entry, err := kv.Get(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry.Revision() > t1[0] {
+		t.Fatalf("the recreated bucket is at revision %d, above the old term %d: the test lost nothing", entry.Revision(), t1[0])
+	}
+}

@@ -145,6 +145,10 @@ func (sh *shell) run(ctx context.Context) error {
 	if err := sh.load(ctx); err != nil {
 		return err
 	}
+	// A persisted term at or above ours means the leader bucket handed out
+	// a revision again (it lost acknowledged writes): Leader below refuses
+	// the term, this supervisor steps down, and its next term is above.
+	sh.s.elector.RaiseFloor(sh.state.Term)
 	now := sh.s.clock.Now()
 	// The policy is applied at the state's own last time, so no time passes
 	// before the new term begins: a deadline that passed during the handover
