@@ -56,8 +56,8 @@
 // # Ownership and concurrency
 //
 // Mount starts go-fuse's server goroutines; Unmount stops them and waits
-// for them (after a lazy detach if a file is still open, until it is
-// closed). The package starts no goroutine of its own. Every method of FS
+// for them (aborting the connection if a file is still open, so that it
+// never waits on a process that holds one). The package starts no goroutine of its own. Every method of FS
 // is safe to call concurrently with each other and with file system
 // traffic. Overlays live in an inode table (inodes.go) keyed by backing
 // inode number: an entry holds a read-write descriptor of the backing file

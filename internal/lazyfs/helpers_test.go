@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,18 @@ import (
 // where FUSE cannot be had: no /dev/fuse, or mount(2) refused (EPERM: not
 // root or no CAP_SYS_ADMIN; ENODEV: no fuse in the kernel).
 func mountT(t testing.TB) (lfs *FS, backing, mnt string) {
+	t.Helper()
+	lfs, backing, mnt = mountNoCleanup(t)
+	t.Cleanup(func() {
+		if err := lfs.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	return lfs, backing, mnt
+}
+
+// mountNoCleanup is mountT for a test that unmounts itself.
+func mountNoCleanup(t testing.TB) (lfs *FS, backing, mnt string) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("FUSE is not available here: %v", err)
@@ -36,12 +49,22 @@ func mountT(t testing.TB) (lfs *FS, backing, mnt string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := lfs.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
 	return lfs, backing, mnt
+}
+
+// mounted reports whether a file system is mounted at dir.
+func mounted(t testing.TB, dir string) bool {
+	t.Helper()
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
 }
 
 // testWriter sends log lines to the test's log.

@@ -162,9 +162,9 @@ func (f *FS) Backing() string { return f.backing }
 
 // Unmount unmounts and then writes back the unsynced data, as a clean
 // umount of a real file system does (call PowerLoss first to drop it).
-// If something still holds a file open, the mount is detached and Unmount
-// waits until the last file is closed. A second call returns the first
-// call's result.
+// If something still holds a file open, Unmount aborts the FUSE
+// connection (those files then fail with ENOTCONN) and returns an error
+// saying so. A second call returns the first call's result.
 func (f *FS) Unmount() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -174,8 +174,17 @@ func (f *FS) Unmount() error {
 	f.unmounted = true
 	var errs []error
 	if err := f.srv.Unmount(); err != nil {
-		if derr := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); derr != nil {
-			errs = append(errs, fmt.Errorf("lazyfs: unmount %s: %w (detach: %w)", f.mountpoint, err, derr))
+		// Busy: something still holds a file open. MNT_FORCE makes FUSE
+		// abort the connection (fuse_umount_begin): open files fail with
+		// ENOTCONN from now on and the server's loops end. Waiting for the
+		// files to close instead could wait forever, and if this process
+		// holds them, it would hang even in exit(2) (close sends FLUSH to
+		// the server that is exiting).
+		errs = append(errs, fmt.Errorf("lazyfs: unmount %s: %w (aborted the connection)", f.mountpoint, err))
+		if ferr := syscall.Unmount(f.mountpoint, syscall.MNT_FORCE); ferr != nil {
+			if derr := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); derr != nil {
+				errs = append(errs, fmt.Errorf("lazyfs: detach %s: %w", f.mountpoint, derr))
+			}
 		}
 	}
 	f.srv.Wait()
