@@ -60,10 +60,10 @@
 // never waits on a process that holds one). The package starts no goroutine of its own. Every method of FS
 // is safe to call concurrently with each other and with file system
 // traffic. Overlays live in an inode table (inodes.go) keyed by backing
-// inode number: an entry holds a read-write descriptor of the backing file
-// while it has unsynced data, so the inode cannot be freed and its number
-// reused, and its data can be written back after the last close, a rename
-// or an unlink.
+// inode number: an entry that has had unsynced data holds a read-write
+// descriptor of the backing file until it goes, so the inode cannot be
+// freed and its number reused, and its data can be written back after the
+// last close, a rename or an unlink.
 //
 // # Where things live
 //

@@ -12,16 +12,17 @@ import (
 // inode is the state of one backing file that is open through the mount or
 // has unsynced data. Its key is the backing file's inode number.
 //
-// While an inode has an overlay it holds wfd, a descriptor of the backing
-// file of its own: the data can be written back after every handle closed
-// or the file was renamed or unlinked, and the backing inode (so its
-// number) cannot be freed and reused while the entry lives. Entries without
-// an overlay are pinned by the open handles that hold them.
+// Once an inode had an overlay it holds wfd, a descriptor of the backing
+// file of its own, until the entry goes: the data can be written back after
+// every handle closed or the file was renamed or unlinked, and the backing
+// inode (so its number) cannot be freed and reused while the entry lives.
+// Entries that never had an overlay are pinned by the open handles that
+// hold them.
 type inode struct {
 	ino uint64
 
 	mu  sync.RWMutex
-	wfd *os.File // read-write, while ov != nil
+	wfd *os.File // read-write; once ov was set, until the entry goes
 	ov  *overlay // nil: the backing file is the content
 }
 
@@ -82,7 +83,7 @@ func (t *inodes) dropIfUnusedLocked(in *inode) {
 	if in.ov != nil && linked(in.wfd) {
 		return
 	}
-	in.dropLocked()
+	in.closeLocked()
 	delete(t.byIno, in.ino)
 }
 
@@ -131,11 +132,12 @@ func (t *inodes) powerLoss() Loss {
 			lost.Bytes += ov.bytes
 			lost.Truncates += ov.truncates
 		}
-		in.dropLocked()
-		in.mu.Unlock()
+		in.ov = nil
 		if t.refs[in] == 0 {
+			in.closeLocked()
 			delete(t.byIno, ino)
 		}
+		in.mu.Unlock()
 	}
 	t.powerLosses++
 	t.dropped = lost
@@ -191,16 +193,18 @@ func (in *inode) dirtyLocked(reopen func() (*os.File, error)) (*overlay, error) 
 	if in.ov != nil {
 		return in.ov, nil
 	}
-	f, err := reopen()
-	if err != nil {
-		return nil, fmt.Errorf("open backing inode %d for write-back: %w", in.ino, err)
+	if in.wfd == nil {
+		f, err := reopen()
+		if err != nil {
+			return nil, fmt.Errorf("open backing inode %d for write-back: %w", in.ino, err)
+		}
+		in.wfd = f
 	}
-	st, err := f.Stat()
+	st, err := in.wfd.Stat()
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("stat backing inode %d: %w", in.ino, err)
 	}
-	in.wfd, in.ov = f, newOverlay(st.Size())
+	in.ov = newOverlay(st.Size())
 	return in.ov, nil
 }
 
@@ -216,12 +220,13 @@ func (in *inode) syncLocked() error {
 	if err := in.wfd.Sync(); err != nil {
 		return fmt.Errorf("fsync backing inode %d: %w", in.ino, err)
 	}
-	in.dropLocked()
+	in.ov = nil
 	return nil
 }
 
-// dropLocked forgets the overlay. in.mu is held for writing.
-func (in *inode) dropLocked() {
+// closeLocked forgets the overlay and closes wfd, as the entry goes.
+// in.mu is held for writing.
+func (in *inode) closeLocked() {
 	if in.wfd != nil {
 		in.wfd.Close()
 	}

@@ -39,6 +39,7 @@ type overlay struct {
 	size  int64
 	cut   int64 // math.MaxInt64 while nothing was truncated away
 	pages map[int64]*[pageSize]byte
+	base  int64 // the backing file's size
 
 	// What a power loss would lose, for Stats.
 	writes, bytes, truncates uint64
@@ -46,7 +47,7 @@ type overlay struct {
 
 // newOverlay starts an overlay over a backing file of size bytes.
 func newOverlay(size int64) *overlay {
-	return &overlay{size: size, cut: math.MaxInt64, pages: make(map[int64]*[pageSize]byte)}
+	return &overlay{size: size, cut: math.MaxInt64, pages: make(map[int64]*[pageSize]byte), base: size}
 }
 
 // write writes p at off, as pwrite(2) would.
@@ -138,12 +139,16 @@ func (o *overlay) read(p []byte, off int64, base io.ReaderAt) (int, error) {
 
 // writeBack makes the backing file hold the file's content: it cuts what
 // was truncated away, writes the cached pages (neighbours coalesced) and
-// sets the size. The caller fsyncs and then drops the overlay.
+// sets the size (if the writes did not: an ftruncate costs a metadata
+// update even when it changes nothing). The caller fsyncs and then drops
+// the overlay.
 func (o *overlay) writeBack(f backing) error {
+	backingSize := o.base
 	if o.cut != math.MaxInt64 {
 		if err := f.Truncate(o.cut); err != nil {
 			return fmt.Errorf("write back: truncate to %d: %w", o.cut, err)
 		}
+		backingSize = o.cut
 	}
 	idxs := make([]int64, 0, len(o.pages))
 	for idx := range o.pages {
@@ -159,6 +164,7 @@ func (o *overlay) writeBack(f backing) error {
 		if _, err := f.WriteAt(buf, bufAt); err != nil {
 			return fmt.Errorf("write back %d bytes at %d: %w", len(buf), bufAt, err)
 		}
+		backingSize = max(backingSize, bufAt+int64(len(buf)))
 		buf = buf[:0]
 		return nil
 	}
@@ -177,6 +183,9 @@ func (o *overlay) writeBack(f backing) error {
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if backingSize == o.size {
+		return nil
 	}
 	if err := f.Truncate(o.size); err != nil {
 		return fmt.Errorf("write back: set size %d: %w", o.size, err)
