@@ -43,8 +43,12 @@
 //
 // # Limits
 //
-//   - No shared writable mmap: direct I/O files cannot be mapped so
-//     (nats-server does not map its files).
+//   - mmap: MAP_SHARED fails with ENODEV (the kernel maps direct I/O files
+//     shared only with FUSE_DIRECT_IO_ALLOW_MMAP, which go-fuse does not
+//     negotiate); MAP_PRIVATE works, read through the page cache, and a
+//     mapping made before a PowerLoss keeps what it read. nats-server maps
+//     none of its files.
+//   - File locks (flock, fcntl) are kept by the kernel, local to the mount.
 //   - O_TMPFILE is refused (EOPNOTSUPP); fallocate supports mode 0 and
 //     FALLOC_FL_KEEP_SIZE only; SEEK_DATA/SEEK_HOLE see no holes.
 //   - A file's mtime and its block count are the backing file's: writes

@@ -61,24 +61,34 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.t.writes.Add(1)
+	errno := h.change(func(ov *overlay) error { return ov.write(data, off, h.in.wfd) })
+	if errno != 0 {
+		return 0, errno
+	}
+	return uint32(len(data)), 0
+}
+
+// change applies fn to the inode's overlay (starting one if the inode is
+// clean), and writes it back at once if the handle is O_SYNC or O_DSYNC.
+func (h *handle) change(fn func(ov *overlay) error) syscall.Errno {
 	in := h.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	ov, err := in.dirtyLocked(h.reopen)
 	if err != nil {
-		return 0, fs.ToErrno(err)
+		return fs.ToErrno(err)
 	}
-	if err := ov.write(data, off, in.wfd); err != nil {
-		return 0, fs.ToErrno(err)
+	if err := fn(ov); err != nil {
+		return fs.ToErrno(err)
 	}
-	h.t.writes.Add(1)
 	if h.sync {
 		h.t.fsyncs.Add(1)
 		if err := in.syncLocked(); err != nil {
-			return 0, syscall.EIO
+			return syscall.EIO
 		}
 	}
-	return uint32(len(data)), 0
+	return 0
 }
 
 // Writev is one write of the slices laid end to end (the kernel sends
@@ -93,23 +103,7 @@ func (h *handle) Writev(ctx context.Context, data [][]byte, off int64) (uint32, 
 
 // truncate sets the file's size in the overlay.
 func (h *handle) truncate(size int64) syscall.Errno {
-	in := h.in
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	ov, err := in.dirtyLocked(h.reopen)
-	if err != nil {
-		return fs.ToErrno(err)
-	}
-	if err := ov.truncate(size); err != nil {
-		return fs.ToErrno(err)
-	}
-	if h.sync {
-		h.t.fsyncs.Add(1)
-		if err := in.syncLocked(); err != nil {
-			return syscall.EIO
-		}
-	}
-	return 0
+	return h.change(func(ov *overlay) error { return ov.truncate(size) })
 }
 
 // Fsync writes the file's unsynced data back and fsyncs the backing file
@@ -168,14 +162,12 @@ func (h *handle) Allocate(ctx context.Context, off, size uint64, mode uint32) sy
 	default:
 		return syscall.EOPNOTSUPP
 	}
-	cur, errno := h.size()
-	if errno != 0 {
-		return errno
-	}
-	if end := int64(off + size); end > cur {
-		return h.truncate(end)
-	}
-	return 0
+	return h.change(func(ov *overlay) error {
+		if end := int64(off + size); end > ov.size {
+			return ov.truncate(end)
+		}
+		return nil
+	})
 }
 
 // size is the file's size, unsynced data included.

@@ -126,7 +126,7 @@ func (t *inodes) powerLoss() Loss {
 	var lost Loss
 	for ino, in := range t.byIno {
 		in.mu.Lock()
-		if ov := in.ov; ov != nil {
+		if ov := in.ov; ov != nil && ov.changed() {
 			lost.Files++
 			lost.Writes += ov.writes
 			lost.Bytes += ov.bytes
@@ -175,7 +175,7 @@ func (t *inodes) stats() Stats {
 	}
 	for _, in := range t.byIno {
 		in.mu.RLock()
-		if ov := in.ov; ov != nil {
+		if ov := in.ov; ov != nil && ov.changed() {
 			s.Unsynced.Files++
 			s.Unsynced.Writes += ov.writes
 			s.Unsynced.Bytes += ov.bytes

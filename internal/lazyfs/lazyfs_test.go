@@ -251,3 +251,46 @@ func TestPowerLoss_NoStaleKernelCache(t *testing.T) {
 		t.Errorf("fstat after the loss: %v, %v", st.Size(), err)
 	}
 }
+
+// Rule: an extending fallocate is a truncation, kept in the overlay; lseek
+// finds data up to the size and a hole at it.
+func TestFallocateAndSeek(t *testing.T) {
+	lfs, _, mnt := mountT(t)
+	p := filepath.Join(mnt, "f")
+	writeFile(t, p, []byte("abc"), true)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, 2*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, 4*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, p, append([]byte("abc"), make([]byte, 2*pageSize-3)...))
+	if off, err := unix.Seek(int(f.Fd()), 1, unix.SEEK_DATA); err != nil || off != 1 {
+		t.Errorf("SEEK_DATA from 1: %d, %v", off, err)
+	}
+	if off, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || off != 2*pageSize {
+		t.Errorf("SEEK_HOLE from 0: %d, %v, want %d", off, err, 2*pageSize)
+	}
+	if off, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_END); err != nil || off != 2*pageSize {
+		t.Errorf("SEEK_END: %d, %v, want %d", off, err, 2*pageSize)
+	}
+	if lost := lfs.PowerLoss(); lost != (Loss{Files: 1, Truncates: 1}) {
+		t.Errorf("the power loss dropped %+v, want one extension", lost)
+	}
+	wantContent(t, p, []byte("abc"))
+}
+
+// Rule: Unmount writes back what is unsynced, as a clean umount does.
+func TestUnmount_WritesBack(t *testing.T) {
+	lfs, backing, mnt := mountNoCleanup(t)
+	writeFile(t, filepath.Join(mnt, "f"), []byte("kept by a clean unmount"), false)
+	if err := lfs.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, filepath.Join(backing, "f"), []byte("kept by a clean unmount"))
+}

@@ -70,6 +70,10 @@ func (o *overlay) write(p []byte, off int64, base io.ReaderAt) error {
 	return nil
 }
 
+// changed reports whether anything was written or truncated (an overlay
+// can be started by a call that then changes nothing).
+func (o *overlay) changed() bool { return o.writes > 0 || o.truncates > 0 }
+
 // page returns page idx, loading it from the file's current content when it
 // is not cached yet.
 func (o *overlay) page(idx int64, base io.ReaderAt) (*[pageSize]byte, error) {
