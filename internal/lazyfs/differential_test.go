@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -163,5 +164,57 @@ func TestUnmount_AbortsWhenAFileIsOpen(t *testing.T) {
 	}
 	if err := lfs.Unmount(); err == nil {
 		t.Error("a second Unmount forgot the first one's error")
+	}
+}
+
+// TestStat_NeverBehindConcurrentFsync stats a file while another goroutine
+// appends to it and fsyncs after every append: no stat may report less than
+// what was written before it began (a stat that raced a write-back could
+// take the backing file's old size after the overlay was gone).
+func TestStat_NeverBehindConcurrentFsync(t *testing.T) {
+	_, _, mnt := mountT(t)
+	p := filepath.Join(mnt, "log")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var written atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		record := bytes.Repeat([]byte("r"), 100)
+		for range 1000 {
+			if _, err := f.Write(record); err != nil {
+				t.Error(err)
+				return
+			}
+			written.Add(int64(len(record)))
+			if err := f.Sync(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	stats := 0
+	defer func() { <-done }() // the writer stops on its own; f closes after it
+	for {
+		select {
+		case <-done:
+			t.Logf("%d stats", stats)
+			return
+		default:
+		}
+		before := written.Load()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if st.Size() < before {
+			t.Errorf("stat says %d bytes, %d were written before it", st.Size(), before)
+			return
+		}
+		stats++
 	}
 }

@@ -84,7 +84,7 @@ func (h *handle) change(fn func(ov *overlay) error) syscall.Errno {
 	}
 	if h.sync {
 		h.t.fsyncs.Add(1)
-		if err := in.syncLocked(); err != nil {
+		if err := in.syncLocked(h.t); err != nil {
 			return syscall.EIO
 		}
 	}
@@ -116,7 +116,7 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if in.ov == nil {
 		return fs.ToErrno(syscall.Fsync(h.fd))
 	}
-	if err := in.syncLocked(); err != nil {
+	if err := in.syncLocked(h.t); err != nil {
 		return syscall.EIO
 	}
 	return 0

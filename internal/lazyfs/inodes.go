@@ -36,6 +36,10 @@ type inodes struct {
 	// inode's lock, and t.mu comes before an inode's lock.
 	fsyncs, writes atomic.Uint64
 
+	// writeBacks counts completed write-backs: a stat of a backing file
+	// that raced one is taken again (see node.statSize).
+	writeBacks atomic.Uint64
+
 	powerLosses int
 	dropped     Loss
 }
@@ -157,11 +161,26 @@ func (t *inodes) syncAll() error {
 	var errs []error
 	for _, in := range all {
 		in.mu.Lock()
-		errs = append(errs, in.syncLocked())
+		errs = append(errs, in.syncLocked(t))
 		in.mu.Unlock()
 		t.unpin(in)
 	}
 	return errors.Join(errs...)
+}
+
+// closeAll closes every entry's descriptor, once the file system is
+// unmounted (handles that were never released, after an abort, still pin
+// their entries).
+func (t *inodes) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for ino, in := range t.byIno {
+		in.mu.Lock()
+		in.closeLocked()
+		in.mu.Unlock()
+		delete(t.byIno, ino)
+		delete(t.refs, in)
+	}
 }
 
 func (t *inodes) stats() Stats {
@@ -210,7 +229,7 @@ func (in *inode) dirtyLocked(reopen func() (*os.File, error)) (*overlay, error) 
 
 // syncLocked writes the overlay back and fsyncs the backing file. in.mu is
 // held for writing.
-func (in *inode) syncLocked() error {
+func (in *inode) syncLocked(t *inodes) error {
 	if in.ov == nil {
 		return nil
 	}
@@ -221,6 +240,7 @@ func (in *inode) syncLocked() error {
 		return fmt.Errorf("fsync backing inode %d: %w", in.ino, err)
 	}
 	in.ov = nil
+	t.writeBacks.Add(1) // before in.mu is released: see node.statSize
 	return nil
 }
 

@@ -250,6 +250,16 @@ func TestPowerLoss_NoStaleKernelCache(t *testing.T) {
 	if st, err := f.Stat(); err != nil || st.Size() != 5 {
 		t.Errorf("fstat after the loss: %v, %v", st.Size(), err)
 	}
+	// O_APPEND takes its offset from the size the kernel holds.
+	g, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Write([]byte("+appended")); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, p, []byte("short+appended"))
 }
 
 // Rule: an extending fallocate is a truncation, kept in the overlay; lseek

@@ -191,6 +191,7 @@ func (f *FS) Unmount() error {
 	if err := f.t.syncAll(); err != nil {
 		errs = append(errs, fmt.Errorf("lazyfs: write back after unmount: %w", err))
 	}
+	f.t.closeAll()
 	f.unmountErr = errors.Join(errs...)
 	return f.unmountErr
 }

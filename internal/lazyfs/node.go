@@ -47,51 +47,81 @@ func (n *node) backingPath(name string) string {
 	return filepath.Join(n.RootData.Path, n.Path(nil), name)
 }
 
-// patchSize reports a file's size including its unsynced data: the kernel
-// trusts this size, and would cut reads short at a stale one.
-func (n *node) patchSize(a *fuse.Attr) {
-	if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return
-	}
-	if size, ok := n.t.size(a.Ino); ok {
-		a.Size = uint64(size)
+// statSize reports a file's size including its unsynced data: the kernel
+// trusts this size (stat, SEEK_END, O_APPEND). stat stats the backing
+// file into a; the size then comes from the overlay, if any. A write-back
+// that completes between the two would leave neither the overlay nor the
+// stat's size right, so then the stat is taken again.
+func (n *node) statSize(a *fuse.Attr, stat func() syscall.Errno) syscall.Errno {
+	for {
+		gen := n.t.writeBacks.Load()
+		if errno := stat(); errno != 0 {
+			return errno
+		}
+		if a.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return 0
+		}
+		if size, ok := n.t.size(a.Ino); ok { // a.Ino is still the backing inode's
+			a.Size = uint64(size)
+		}
+		if n.t.writeBacks.Load() == gen {
+			return 0
+		}
 	}
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Lookup(ctx, name, out)
-	if errno == 0 {
-		n.patchSize(&out.Attr) // Attr.Ino is still the backing inode here
+	if errno != 0 {
+		return nil, errno
 	}
-	return ch, errno
+	first := true
+	errno = n.statSize(&out.Attr, func() syscall.Errno {
+		if first { // Lookup's own stat
+			first = false
+			return 0
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(n.backingPath(name), &st); err != nil {
+			return fs.ToErrno(err)
+		}
+		out.Attr.FromStat(&st)
+		return 0
+	})
+	if errno != 0 {
+		return nil, errno
+	}
+	return ch, 0
 }
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var errno syscall.Errno
-	if h, ok := f.(*handle); ok {
-		errno = h.lf.Getattr(ctx, out) // fstat: works after an unlink too
-	} else {
-		errno = n.LoopbackNode.Getattr(ctx, nil, out)
-	}
-	if errno == 0 {
-		n.patchSize(&out.Attr)
-	}
-	return errno
+	return n.statSize(&out.Attr, func() syscall.Errno {
+		if h, ok := f.(*handle); ok {
+			return h.lf.Getattr(ctx, out) // fstat: works after an unlink too
+		}
+		return n.LoopbackNode.Getattr(ctx, nil, out)
+	})
 }
 
 func (n *node) Statx(ctx context.Context, f fs.FileHandle, flags, mask uint32, out *fuse.StatxOut) syscall.Errno {
-	var errno syscall.Errno
-	if h, ok := f.(*handle); ok {
-		errno = h.lf.Statx(ctx, flags, mask, out)
-	} else {
-		errno = n.LoopbackNode.Statx(ctx, nil, flags, mask, out)
-	}
-	if errno == 0 && out.Mode&syscall.S_IFMT == syscall.S_IFREG {
+	for {
+		gen := n.t.writeBacks.Load()
+		var errno syscall.Errno
+		if h, ok := f.(*handle); ok {
+			errno = h.lf.Statx(ctx, flags, mask, out)
+		} else {
+			errno = n.LoopbackNode.Statx(ctx, nil, flags, mask, out)
+		}
+		if errno != 0 || out.Mode&syscall.S_IFMT != syscall.S_IFREG {
+			return errno
+		}
 		if size, ok := n.t.size(out.Ino); ok {
 			out.Size = uint64(size)
 		}
+		if n.t.writeBacks.Load() == gen {
+			return 0
+		}
 	}
-	return errno
 }
 
 // Setattr truncates in the overlay; mode, owner and times pass through.
@@ -103,16 +133,14 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		}
 		in.Valid &^= fuse.FATTR_SIZE
 	}
-	var errno syscall.Errno
 	if h != nil {
-		errno = h.lf.Setattr(ctx, in, out)
-	} else {
-		errno = n.LoopbackNode.Setattr(ctx, nil, in, out)
+		if errno := h.lf.Setattr(ctx, in, out); errno != 0 {
+			return errno
+		}
+	} else if errno := n.LoopbackNode.Setattr(ctx, nil, in, out); errno != 0 {
+		return errno
 	}
-	if errno == 0 {
-		n.patchSize(&out.Attr)
-	}
-	return errno
+	return n.Getattr(ctx, f, out)
 }
 
 // truncate sets the size in the overlay: through the handle h, or by path
@@ -192,7 +220,10 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 			return nil, nil, 0, errno
 		}
 	}
-	n.patchSize(&out.Attr)
+	var attr fuse.AttrOut
+	if errno := n.Getattr(ctx, h, &attr); errno == 0 {
+		out.Attr.Size = attr.Size
+	}
 	return ch, h, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
 }
 
