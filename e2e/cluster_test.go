@@ -71,6 +71,8 @@ type options struct {
 	// env, if set, adds settings to the named process's environment, after
 	// the cluster's own: the last value of a variable wins.
 	env func(name string) []string
+	// serverSync is the servers' server.sync; empty keeps the default.
+	serverSync string
 }
 
 // natsNode is one `xenft server` of the 3-node JetStream cluster.
@@ -210,6 +212,9 @@ func (c *cluster) startServer(n natsNode) {
     routes:
 %s
 `, n.name, n.port, filepath.Join(c.dir, n.name+"-data"), n.clusterPort, strings.Join(routes, "\n"))
+	if c.opts.serverSync != "" {
+		cfg += "  sync: " + c.opts.serverSync + "\n"
+	}
 	path := filepath.Join(c.dir, n.name+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		c.t.Fatal(err)
