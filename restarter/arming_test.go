@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 )
@@ -45,9 +45,9 @@ func TestAnAgentWhoseLeaseWasNeverAcknowledgedDoesNotFenceItself(t *testing.T) {
 	if a.r.FenceArmed() {
 		t.Fatal("armed without an acknowledged renewal")
 	}
-	_, err := command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart,
+	_, err := send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart,
 		restarter.ColdStartRequest{VM: "vm2", ConfigPath: e.writeCfg("vm2", 64), Epoch: e.next()})
-	if codeOf(err) != events.CodeNotReady || !strings.Contains(err.Error(), "not armed") {
+	if codeOf(err) != command.CodeNotReady || !strings.Contains(err.Error(), "not armed") {
 		t.Fatalf("cold start on an unarmed host: %v, want not_ready (not armed)", err)
 	}
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 )
@@ -41,7 +41,7 @@ func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testin
 					t.Fatal(err)
 				}
 			}
-			if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+			if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 				t.Fatal(err)
 			}
 			a.waitRenewed()
@@ -108,34 +108,34 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 		return e.sup.Command(context.Background(), "n1", restarter.VerbList, restarter.ListRequest{}, nil, 500*time.Millisecond) == nil
 	}, "agent does not answer after the outage")
 
-	_, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next()))
+	_, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next()))
 	// Refused until reconciled, but only for now, and as not_ready: the
 	// supervisor retries without counting an attempt of the VM's or the
 	// host out (every host may be fenced at once).
-	if codeOf(err) != events.CodeNotReady || !strings.Contains(err.Error(), "self-fenced") {
+	if codeOf(err) != command.CodeNotReady || !strings.Contains(err.Error(), "self-fenced") {
 		t.Fatalf("restore on a fenced, unreconciled host: %v, want a not_ready refusal", err)
 	}
-	_, err = command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("vm3", 64), Epoch: e.next()})
-	if codeOf(err) != events.CodeNotReady {
+	_, err = send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("vm3", 64), Epoch: e.next()})
+	if codeOf(err) != command.CodeNotReady {
 		t.Fatalf("cold start on a fenced host: %v, want not_ready", err)
 	}
-	_, err = command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
-	if codeOf(err) != events.CodeNotReady {
+	_, err = send[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != command.CodeNotReady {
 		t.Fatalf("unpause on a fenced host: %v, want not_ready", err)
 	}
 	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 3000 {
 		t.Fatalf("lease while awaiting reconciliation: %+v", lease)
 	}
 	// An operator's look (no epoch) is not a reconciliation.
-	look, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
+	look, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
 	if err != nil || !look.Fence.Fenced {
 		t.Fatalf("list without epoch: %+v, %v", look.Fence, err)
 	}
-	rec, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
+	rec, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
 	if err != nil || rec.Fence.Fenced || len(rec.Domains) != 0 {
 		t.Fatalf("reconciling list: %+v, %v", rec, err)
 	}
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 		t.Fatalf("restore after reconciliation: %v", err)
 	}
 	eventstest.Eventually(t, 5*time.Second, func() bool { return !e.lease("n1").AwaitingReconcile }, "lease still awaiting reconciliation")
@@ -193,13 +193,13 @@ func TestDestroyCancelsAnOlderRestoreOfTheSameVM(t *testing.T) {
 		done <- e.sup.Command(context.Background(), "n1", restarter.VerbRestore, req, nil, 10*time.Second)
 	}()
 	<-a.hv.entered
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
 	if err := <-a.hv.restoreCtx; err != context.Canceled {
 		t.Fatalf("restore ended with %v, want cancelled by the destroy", err)
 	}
-	if err := <-done; codeOf(err) != events.CodeRetryable {
+	if err := <-done; codeOf(err) != command.CodeRetryable {
 		t.Fatalf("cancelled restore answered %v, want retryable", err)
 	}
 	if doms := a.domains(); len(doms) != 0 {
@@ -223,14 +223,14 @@ func TestPauseFenceNeverUnpausesWhatItPaused(t *testing.T) {
 	e.srv.start()
 	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
 	eventstest.Eventually(t, 10*time.Second, func() bool {
-		_, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
+		_, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
 		return err == nil
 	}, "no reconciliation")
-	_, err := command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
-	if codeOf(err) != events.CodePermanent {
+	_, err := send[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != command.CodePermanent {
 		t.Fatalf("unpause of a domain the fence paused: %v, want permanent", err)
 	}
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 		t.Fatalf("destroy of a fence-paused domain: %v", err)
 	}
 }

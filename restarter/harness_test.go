@@ -20,6 +20,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
@@ -314,8 +315,8 @@ func (a *agent) waitWatchRounds(n uint64) {
 	eventstest.Eventually(a.t, 10*time.Second, func() bool { return a.r.WatchRounds() >= target }, "watcher of %s stalled", a.host)
 }
 
-// command sends verb to a's host and returns the reply or the command error.
-func command[Rep any](e *env, host, verb string, req any) (Rep, error) {
+// send sends verb to host and returns the reply or the command error.
+func send[Rep any](e *env, host, verb string, req any) (Rep, error) {
 	var rep Rep
 	err := e.sup.Command(context.Background(), host, verb, req, &rep, 30*time.Second)
 	return rep, err
@@ -324,7 +325,7 @@ func command[Rep any](e *env, host, verb string, req any) (Rep, error) {
 // codeOf is the command error code of err, or "" for success or another
 // kind of error.
 func codeOf(err error) string {
-	var ce *events.CommandError
+	var ce *command.Error
 	if errors.As(err, &ce) {
 		return ce.Code
 	}

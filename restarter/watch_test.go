@@ -72,18 +72,18 @@ func TestDomainDestroyedByCommandIsNotReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.waitWatchRounds(2)
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 		t.Fatal(err)
 	}
 	// vm2: restored, seen, destroyed and restored again by commands.
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 		t.Fatal(err)
 	}
 	a.waitWatchRounds(2)
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm2", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm2", Epoch: e.next()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 		t.Fatal(err)
 	}
 	a.waitWatchRounds(5)
