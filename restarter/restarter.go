@@ -2,7 +2,6 @@ package restarter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -157,22 +156,11 @@ func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *eve
 // Handlers returns the restarter's command handlers, keyed by verb.
 func (r *Restarter) Handlers() map[string]command.Handler {
 	return map[string]command.Handler{
-		VerbRestore:   decoded(r.Restore),
-		VerbDestroy:   decoded(r.Destroy),
-		VerbUnpause:   decoded(r.Unpause),
-		VerbColdStart: decoded(r.ColdStart),
-		VerbList:      decoded(r.List),
-	}
-}
-
-// decoded adapts a typed handler to a command.Handler.
-func decoded[Req, Rep any](f func(context.Context, Req) (Rep, error)) command.Handler {
-	return func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var req Req
-		if err := json.Unmarshal(raw, &req); err != nil {
-			return nil, command.NewError(command.CodeBadRequest, err)
-		}
-		return f(ctx, req)
+		VerbRestore:   command.Typed(r.Restore),
+		VerbDestroy:   command.Typed(r.Destroy),
+		VerbUnpause:   command.Typed(r.Unpause),
+		VerbColdStart: command.Typed(r.ColdStart),
+		VerbList:      command.Typed(r.List),
 	}
 }
 

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -149,21 +148,10 @@ func New(hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuar
 // Handlers returns the executor's command handlers, keyed by verb.
 func (x *Executor) Handlers() map[string]command.Handler {
 	return map[string]command.Handler{
-		checkpointer.VerbCapture: decoded(x.Capture),
-		checkpointer.VerbResume:  decoded(x.Resume),
-		checkpointer.VerbUpload:  decoded(x.Upload),
-		checkpointer.VerbAbort:   decoded(x.Abort),
-	}
-}
-
-// decoded adapts a typed handler to a command.Handler.
-func decoded[Req, Rep any](f func(context.Context, Req) (Rep, error)) command.Handler {
-	return func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var req Req
-		if err := json.Unmarshal(raw, &req); err != nil {
-			return nil, command.NewError(command.CodeBadRequest, err)
-		}
-		return f(ctx, req)
+		checkpointer.VerbCapture: command.Typed(x.Capture),
+		checkpointer.VerbResume:  command.Typed(x.Resume),
+		checkpointer.VerbUpload:  command.Typed(x.Upload),
+		checkpointer.VerbAbort:   command.Typed(x.Abort),
 	}
 }
 

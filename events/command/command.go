@@ -51,6 +51,18 @@ type Reply struct {
 	Error  *Error          `json:"error,omitempty"`
 }
 
+// Typed adapts a handler of a typed request and reply to a Handler: a
+// request that does not decode into Req is refused as bad_request.
+func Typed[Req, Rep any](f func(context.Context, Req) (Rep, error)) Handler {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var req Req
+		if err := json.Unmarshal(raw, &req); err != nil {
+			return nil, NewError(CodeBadRequest, err)
+		}
+		return f(ctx, req)
+	}
+}
+
 // Answer runs h (nil for a verb the agent does not know) on the request body
 // req and wraps the outcome in the envelope: an unknown verb and a body that
 // is not JSON are refused as bad_request, a plain error, a panic or a result

@@ -13,13 +13,9 @@ import (
 // The agent's side: every outcome of a handler becomes an envelope with a
 // result or a classified error, never a crash.
 func TestAnswerClassifiesEveryOutcome(t *testing.T) {
-	echo := func(_ context.Context, req json.RawMessage) (any, error) {
-		var in struct{ Word string }
-		if err := json.Unmarshal(req, &in); err != nil {
-			return nil, command.NewError(command.CodeBadRequest, err)
-		}
+	echo := command.Typed(func(_ context.Context, in struct{ Word string }) (map[string]string, error) {
 		return map[string]string{"word": in.Word}, nil
-	}
+	})
 	for _, tc := range []struct {
 		name       string
 		h          command.Handler

@@ -44,7 +44,7 @@
 //
 // The package holds no state: a Handler is called concurrently, once per
 // command (Bus.ServeCommands runs each in its own goroutine), and must be
-// safe for that; Answer and Decode are safe from any goroutine.
+// safe for that; Answer, Decode and Typed are safe from any goroutine.
 //
 // This package imports nothing of the project: package events and every
 // agent and supervisor package import it.
