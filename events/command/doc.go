@@ -46,6 +46,6 @@
 // command (Bus.ServeCommands runs each in its own goroutine), and must be
 // safe for that; Answer, Decode and Typed are safe from any goroutine.
 //
-// This package imports nothing of the project: package events and every
-// agent and supervisor package import it.
+// This package imports nothing of the project (deps_test.go): package
+// events and every agent and supervisor package import it.
 package command
