@@ -55,7 +55,7 @@ func TestAnAgentWhoseLeaseWasNeverAcknowledgedDoesNotFenceItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventstest.Eventually(t, 10*time.Second, a.r.FenceArmed, "the fence did not arm once the bucket answered")
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 10*time.Second, func() bool { _, gone := a.hv.destroyedAt("vm1"); return gone },
 		"an armed agent cut off from the bus kept its guest")
 	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.containing("SELF-FENCE done")) > 0 }, "the fence never ended")

@@ -46,7 +46,7 @@ func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testin
 			}
 			a.waitRenewed()
 
-			e.srv.stop() // the host loses the bus
+			e.srv.Stop() // the host loses the bus
 			vms := []string{"vm1", "vm2", "vm3", "vm4"}
 			// The domain leaves xl's list before the destroy call returns and
 			// is recorded, so wait for both (CI saw the list empty while the
@@ -93,7 +93,7 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	a.waitWatchRounds(2)
 	a.waitRenewed()
 
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced && len(a.domains()) == 0 }, "no self-fence")
 	// Something started on the fenced host behind the agent's back is
 	// destroyed too.
@@ -102,7 +102,7 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	}
 	eventstest.Eventually(t, 5*time.Second, func() bool { _, ok := a.domains()["stray"]; return !ok }, "a domain survives on a fenced host")
 
-	e.srv.start() // the bus comes back
+	e.srv.Start() // the bus comes back
 	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		return e.sup.Command(context.Background(), "n1", restarter.VerbList, restarter.ListRequest{}, nil, 500*time.Millisecond) == nil
@@ -162,7 +162,7 @@ func TestSelfFenceCancelsARestoreInFlight(t *testing.T) {
 		done <- e.sup.Command(context.Background(), "n1", restarter.VerbRestore, req, nil, 3*time.Second)
 	}()
 	<-a.hv.entered
-	e.srv.stop()
+	e.srv.Stop()
 	select {
 	case err := <-a.hv.restoreCtx:
 		if err != context.Canceled {
@@ -218,9 +218,9 @@ func TestPauseFenceNeverUnpausesWhatItPaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.waitRenewed()
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.domains()["vm1"].State == "paused" }, "vm1 not paused by the fence")
-	e.srv.start()
+	e.srv.Start()
 	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		_, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
@@ -267,7 +267,7 @@ func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
 	}
 	a.hv.plantUnnamed(42)
 	a.waitRenewed()
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		_, unnamed := a.hv.destroyedAt("42")
 		_, vm1 := a.hv.destroyedAt("vm1")

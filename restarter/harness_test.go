@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,7 +20,6 @@ import (
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/command"
-	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
@@ -34,78 +32,31 @@ var fakeXL string
 
 func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXL)) }
 
-// server is an embedded NATS server that a test can stop and start again
-// on the same port and store, as a bus outage does.
-type server struct {
-	t   *testing.T
-	cfg embedded.Config
-	mu  sync.Mutex
-	s   *embedded.Server
-}
-
-func newServer(t *testing.T) *server {
+// connect connects a client to srv and creates nothing.
+func connect(t testing.TB, srv *eventstest.Restartable, name string) *events.Bus {
 	t.Helper()
-	cfg := embedded.DefaultConfig()
-	cfg.Name = "test"
-	cfg.Port = -1
-	cfg.DataDir = t.TempDir()
-	s := &server{t: t, cfg: cfg}
-	s.start()
-	u, err := url.Parse(s.s.ClientURL())
+	cfg := events.DefaultBusConfig()
+	cfg.URLs = []string{srv.URL()}
+	cfg.ClientName = name
+	cfg.RequestTimeout = 2 * time.Second
+	b, err := events.Connect(cfg, eventstest.Logger(t, hclog.Error))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("connect %s: %v", name, err)
 	}
-	s.cfg.Port, _ = strconv.Atoi(u.Port())
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	ns, err := embedded.Start(s.cfg, eventstest.Logger(s.t, hclog.Error), 10*time.Second)
-	if err != nil {
-		s.t.Fatalf("start nats server: %v", err)
-	}
-	s.mu.Lock()
-	s.s = ns
-	s.mu.Unlock()
-}
-
-func (s *server) stop() {
-	s.mu.Lock()
-	ns := s.s
-	s.s = nil
-	s.mu.Unlock()
-	if ns != nil {
-		ns.Shutdown()
-	}
+	t.Cleanup(b.Close)
+	return b
 }
 
 // bus connects a client (a supervisor, an agent: each its own connection)
 // and makes sure the stream and buckets exist.
-func (s *server) bus(name string) *events.Bus {
-	s.t.Helper()
-	b := s.connect(name)
+func bus(t testing.TB, srv *eventstest.Restartable, name string) *events.Bus {
+	t.Helper()
+	b := connect(t, srv, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.EnsureResources(ctx); err != nil {
-		s.t.Fatalf("ensure resources: %v", err)
+		t.Fatalf("ensure resources: %v", err)
 	}
-	return b
-}
-
-// connect connects a client and creates nothing.
-func (s *server) connect(name string) *events.Bus {
-	s.t.Helper()
-	cfg := events.DefaultBusConfig()
-	cfg.URLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", s.cfg.Port)}
-	cfg.ClientName = name
-	cfg.RequestTimeout = 2 * time.Second
-	b, err := events.Connect(cfg, eventstest.Logger(s.t, hclog.Error))
-	if err != nil {
-		s.t.Fatalf("connect %s: %v", name, err)
-	}
-	s.t.Cleanup(b.Close)
 	return b
 }
 
@@ -113,7 +64,7 @@ func (s *server) connect(name string) *events.Bus {
 // store and a directory of xl configs.
 type env struct {
 	t        *testing.T
-	srv      *server
+	srv      *eventstest.Restartable
 	sup      *events.Bus
 	store    *store.Dir
 	storeDir string
@@ -124,13 +75,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv := newServer(t)
+	srv := eventstest.NewRestartable(t)
 	dir := t.TempDir()
 	st, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, sup: srv.bus("supervisor"), store: st, storeDir: dir, cfgDir: t.TempDir(), term: 1}
+	return &env{t: t, srv: srv, sup: bus(t, srv, "supervisor"), store: st, storeDir: dir, cfgDir: t.TempDir(), term: 1}
 }
 
 // next is a fresh epoch of the current term.
@@ -275,9 +226,9 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	}
 	var b *events.Bus
 	if o.unarmed {
-		b = e.srv.connect("agent-" + host) // the test decides when the buckets exist
+		b = connect(t, e.srv, "agent-"+host) // the test decides when the buckets exist
 	} else {
-		b = e.srv.bus("agent-" + host)
+		b = bus(t, e.srv, "agent-"+host)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
