@@ -27,10 +27,7 @@ import (
 	"github.com/xenft/xenft/xen/xentest"
 )
 
-// fakeXL is the fake xl program, built once by TestMain.
-var fakeXL string
-
-func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXL)) }
+func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m)) }
 
 // connect connects a client to srv and creates nothing.
 func connect(t testing.TB, srv *eventstest.Restartable, name string) *events.Bus {
@@ -93,12 +90,7 @@ func (e *env) next() events.Epoch {
 // writeCfg writes an xl config for vm of memMiB.
 func (e *env) writeCfg(vm string, memMiB int) string {
 	e.t.Helper()
-	p := filepath.Join(e.cfgDir, vm+".cfg")
-	body := fmt.Sprintf("name = %q\ntype = \"pv\"\nkernel = \"/guest/vmlinuz\"\nmemory = %d\nvcpus = 1\n", vm, memMiB)
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
+	return xentest.WriteConfig(e.t, e.cfgDir, vm, memMiB)
 }
 
 // driver is one simulated host's hypervisor, either the sim itself or the
@@ -114,7 +106,7 @@ var (
 		return s, s.Progress
 	}}
 	xlDriver = driver{"xl", func(t *testing.T, host string) (restarter.Hypervisor, func(string) (uint64, error)) {
-		x := &xen.XL{Path: fakeXL, Env: []string{"FAKEXL_STATE=" + t.TempDir(), "FAKEXL_HOST=" + host}}
+		x := xentest.NewFakeHost(t, host).XL
 		return x, func(vm string) (uint64, error) { return xentest.Progress(x, vm) }
 	}}
 	drivers = []driver{simDriver, xlDriver}
