@@ -27,16 +27,16 @@ func TestAnAgentWhoseLeaseWasNeverAcknowledgedDoesNotFenceItself(t *testing.T) {
 	if err := e.sup.JetStream().DeleteKeyValue(ctx, hosts); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logLines{}
+	logs := &eventstest.LogBuffer{}
 	a := e.agent("n1", agentOptions{fence: fastFence, logs: logs, unarmed: true})
 	if err := a.hv.Create(ctx, e.writeCfg("vm1", 64)); err != nil {
 		t.Fatal(err)
 	}
 	// 30 failed renewals, 100 ms apart: over four windows of 700 ms
 	// (self_timeout 1 s − action_timeout 300 ms) without an acknowledgement.
-	eventstest.Eventually(t, 20*time.Second, func() bool { return len(logs.containing("failed_renewals=30")) > 0 },
+	eventstest.Eventually(t, 20*time.Second, func() bool { return len(logs.Lines("failed_renewals=30")) > 0 },
 		"the agent stopped renewing")
-	if got := logs.containing("SELF-FENCE"); len(got) != 0 {
+	if got := logs.Lines("SELF-FENCE"); len(got) != 0 {
 		t.Fatalf("an agent whose lease was never acknowledged fenced itself:\n%s", strings.Join(got, ""))
 	}
 	if _, ok := a.domains()["vm1"]; !ok {
@@ -58,8 +58,8 @@ func TestAnAgentWhoseLeaseWasNeverAcknowledgedDoesNotFenceItself(t *testing.T) {
 	e.srv.Stop()
 	eventstest.Eventually(t, 10*time.Second, func() bool { _, gone := a.hv.destroyedAt("vm1"); return gone },
 		"an armed agent cut off from the bus kept its guest")
-	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.containing("SELF-FENCE done")) > 0 }, "the fence never ended")
-	got := logs.containing("vm failed")
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.Lines("SELF-FENCE done")) > 0 }, "the fence never ended")
+	got := logs.Lines("vm failed")
 	if len(got) != 1 || !strings.Contains(got[0], "no lease renewal acknowledged for") {
 		t.Fatalf("want vm1's reason to give the fence's numbers; logged:\n%s", strings.Join(got, ""))
 	}

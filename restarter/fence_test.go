@@ -260,7 +260,7 @@ func (e *env) lease(host string) restarter.HostLease {
 // destroy it by, and reports no vm.failed for it: it is no VM.
 func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
 	e := newEnv(t)
-	logs := &logLines{}
+	logs := &eventstest.LogBuffer{}
 	a := e.agent("n1", agentOptions{fence: fastFence, logs: logs})
 	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
 		t.Fatal(err)
@@ -275,11 +275,11 @@ func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
 	}, "the fence left domains: %v", a.domains())
 	// The report is queued just after the destroy returns: wait for the
 	// fence to end (the test once read the log between the two).
-	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.containing("SELF-FENCE done")) > 0 }, "the fence never ended")
-	if got := logs.containing("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.Lines("SELF-FENCE done")) > 0 }, "the fence never ended")
+	if got := logs.Lines("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
 		t.Fatalf("want one vm failed, the fence's of vm1; logged:\n%s", strings.Join(got, ""))
 	}
-	if got := logs.containing("dropping"); len(got) != 0 {
+	if got := logs.Lines("dropping"); len(got) != 0 {
 		t.Fatalf("dropped reports:\n%s", strings.Join(got, ""))
 	}
 }

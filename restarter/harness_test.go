@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,35 +130,9 @@ type agentOptions struct {
 	checkpointer bool                  // serve the checkpoint verbs too, sharing the guard
 	noRun        bool                  // handlers only: no lease, fence or watcher (armed as if renewed)
 	unarmed      bool                  // create no bucket, nor wait for the first renewal to arm the fence
-	logs         *logLines             // also receives the agent's log lines
+	logs         *eventstest.LogBuffer // also receives the agent's log lines
 	shared       *sharedListing        // the watcher lists through it, as in the agent
 	clock        clockwork.Clock       // nil: the machine's
-}
-
-// logLines collects log lines, for tests that check what was (not) logged.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, string(p))
-	return len(p), nil
-}
-
-// containing returns the lines that contain s.
-func (l *logLines) containing(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 // testConfig has short intervals; its fence waits a minute unless a test
@@ -190,7 +162,7 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	guard := &events.EpochGuard{}
 	log := eventstest.Logger(t, hclog.Warn).Named(host)
 	if o.logs != nil {
-		log = hclog.New(&hclog.LoggerOptions{Name: host, Level: hclog.Warn, Output: io.MultiWriter(o.logs, testLog{t})})
+		log = o.logs.Logger(t, hclog.Warn).Named(host)
 	}
 	var opts []restarter.Option
 	if o.clock != nil {
@@ -491,12 +463,4 @@ func (r *recorder) Restore(ctx context.Context, path string, opts xen.RestoreOpt
 // Save is for the checkpointer sharing this hypervisor.
 func (r *recorder) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
 	return r.Hypervisor.(xen.Hypervisor).Save(ctx, dom, path, opts)
-}
-
-// testLog writes log lines to the test's log.
-type testLog struct{ t testing.TB }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }
