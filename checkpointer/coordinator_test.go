@@ -14,6 +14,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
@@ -347,8 +348,8 @@ func TestStaleEpochIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.coord.Checkpoint(context.Background(), g, events.Epoch{Term: 4})
-	var ce *events.CommandError
-	if !errors.As(err, &ce) || ce.Code != events.CodeStaleEpoch {
+	var ce *command.Error
+	if !errors.As(err, &ce) || ce.Code != command.CodeStaleEpoch {
 		t.Fatalf("checkpoint from an older term: %v, want stale_epoch", err)
 	}
 }

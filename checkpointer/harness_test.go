@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,10 +21,7 @@ import (
 	"github.com/xenft/xenft/xen/xentest"
 )
 
-// fakeXL is the fake xl program, built once by TestMain.
-var fakeXL string
-
-func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXL)) }
+func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m)) }
 
 // recorder wraps a host's hypervisor: it logs the order of captures and
 // unpauses across all hosts, remembers each member's progress at capture, and
@@ -147,8 +143,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		var hv xen.Hypervisor
 		var progress func(string) (uint64, error)
 		if o.useXL {
-			state := t.TempDir()
-			xl := &xen.XL{Path: fakeXL, Env: []string{"FAKEXL_STATE=" + state, "FAKEXL_HOST=" + host, "FAKEXL_SUSPEND_TIMEOUT=2s"}}
+			xl := xentest.NewFakeHost(t, host, "FAKEXL_SUSPEND_TIMEOUT=2s").XL
 			hv = xl
 			progress = func(vm string) (uint64, error) { return xentest.Progress(xl, vm) }
 		} else {
@@ -191,12 +186,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 // startVM boots a domain of memMiB on host from a generated xl config.
 func (c *cluster) startVM(host, vm string, memMiB int) {
 	c.t.Helper()
-	cfg := filepath.Join(c.cfgDir, vm+".cfg")
-	body := fmt.Sprintf("name = %q\ntype = \"pv\"\nkernel = \"/guest/vmlinuz\"\nmemory = %d\nvcpus = 1\n", vm, memMiB)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := c.hosts[host].Create(context.Background(), cfg); err != nil {
+	if err := c.hosts[host].Create(context.Background(), xentest.WriteConfig(c.t, c.cfgDir, vm, memMiB)); err != nil {
 		c.t.Fatalf("create %s on %s: %v", vm, host, err)
 	}
 }

@@ -2,7 +2,6 @@ package detector_test
 
 import (
 	"encoding/json"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
-	"github.com/xenft/xenft/events/embedded"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
@@ -147,17 +145,9 @@ func TestBeaconIncarnationIsNewEachStart(t *testing.T) {
 // A beacon whose server goes away keeps trying, logs once that it cannot
 // publish and once that it can again, and its beats resume on the new server.
 func TestBeaconSurvivesServerRestart(t *testing.T) {
-	cfg := embedded.DefaultConfig()
-	cfg.Name = "restart"
-	cfg.Port = -1
-	cfg.DataDir = t.TempDir()
-	srv, err := embedded.Start(cfg, eventstest.Logger(t, hclog.Warn), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := srv.NATS().Addr().(*net.TCPAddr).Port
+	srv := eventstest.NewRestartable(t)
 	var logs logBuffer
-	bus := agentBus(t, srv, "agent")
+	bus := agentBus(t, srv.Server(), "agent")
 	b, err := detector.NewBeacon(bus, "n1", nil, fastBeacon(), logs.logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -165,15 +155,10 @@ func TestBeaconSurvivesServerRestart(t *testing.T) {
 	stop := run(t, "beacon", b)
 	eventstest.Eventually(t, 5*time.Second, func() bool { return b.Stats().Sent >= 3 }, "no beats")
 
-	srv.Shutdown()
+	srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return b.Stats().Failed >= 5 }, "beats did not fail without a server")
 
-	cfg.Port = port // the client reconnects to the URL it knows
-	srv2, err := embedded.Start(cfg, eventstest.Logger(t, hclog.Warn), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv2.Shutdown)
+	srv.Start() // the client reconnects to the URL it knows
 	sent := b.Stats().Sent
 	eventstest.Eventually(t, 15*time.Second, func() bool { return b.Stats().Sent >= sent+3 }, "beats did not resume after reconnect")
 	stop()

@@ -396,13 +396,7 @@ func (c *cluster) logf(format string, args ...any) {
 // when it passes; what is called then, so it can show the last value seen.
 func (c *cluster) eventually(timeout time.Duration, cond func() bool, what func() string) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("after %s: %s", timeout, what())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventstest.Poll(c.t, timeout, 100*time.Millisecond, cond, func() string { return fmt.Sprintf("after %s: %s", timeout, what()) })
 }
 
 // says is a fixed failure message for eventually.

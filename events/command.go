@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,54 +10,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
+
+	"github.com/xenft/xenft/events/command"
 )
 
 // Commands are request/reply on <prefix>.cmd.<host>.<verb>: the supervisor
 // (or its checkpoint coordinator) asks one host's agent to act and waits for
-// the reply. Nothing is kept; results that matter become events.
-
-// CommandHandler answers one command. The request is the raw JSON body; the
-// result is encoded as the reply. Errors are sent back classified (see
-// CommandError); a plain error is sent as permanent.
-type CommandHandler func(ctx context.Context, req json.RawMessage) (any, error)
-
-// Error codes of a command reply. The caller's retry decision rests on them.
-const (
-	CodeRetryable  = "retryable"   // try again, maybe elsewhere (toolstack busy, timeout)
-	CodePermanent  = "permanent"   // this request will not succeed here
-	CodeStaleEpoch = "stale_epoch" // the agent obeyed a newer epoch; the sender lost leadership
-	CodeNotFound   = "not_found"   // the domain or image does not exist
-	CodeCorrupt    = "corrupt"     // an image failed verification
-	CodeBadRequest = "bad_request" // the request could not be decoded
-	// CodeNotReady: the host takes no command of this kind for now, whatever
-	// it asks (a self-fenced agent awaiting the leader's reconciliation).
-	// Try again later, elsewhere meanwhile; it says nothing of the request.
-	CodeNotReady = "not_ready"
-)
-
-// CommandError is a failed command as the caller sees it.
-type CommandError struct {
-	Host, Verb string
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-}
-
-func (e *CommandError) Error() string {
-	return fmt.Sprintf("%s on %s: %s: %s", e.Verb, e.Host, e.Code, e.Message)
-}
-
-// Retryable reports whether trying again may succeed.
-func (e *CommandError) Retryable() bool { return e.Code == CodeRetryable || e.Code == CodeNotReady }
-
-// NewCommandError classifies err for the reply.
-func NewCommandError(code string, err error) *CommandError {
-	return &CommandError{Code: code, Message: err.Error()}
-}
-
-type commandReply struct {
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  *CommandError   `json:"error,omitempty"`
-}
+// the reply. The protocol (handlers, the reply envelope, error codes) is
+// package command; this file is its transport.
 
 // ServeCommands answers host's commands with handlers (keyed by verb, e.g.
 // "checkpoint.pause") until ctx ends, then waits for running handlers.
@@ -67,7 +26,7 @@ type commandReply struct {
 // undecodable requests are answered with an error, never dropped silently;
 // they, and the requests handlers refuse as bad_request or stale_epoch, are
 // counted in Ignored and logged at most once per IgnoreLogEvery.
-func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[string]CommandHandler, maxConcurrent int) error {
+func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[string]command.Handler, maxConcurrent int) error {
 	if maxConcurrent <= 0 {
 		maxConcurrent = 16
 	}
@@ -101,32 +60,16 @@ func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[strin
 	return ErrStopped
 }
 
-func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h CommandHandler, log hclog.Logger) {
-	var rep commandReply
-	if h == nil {
-		rep.Error = &CommandError{Code: CodeBadRequest, Message: "unknown command " + verb}
-	} else if !json.Valid(m.Data) {
-		rep.Error = &CommandError{Code: CodeBadRequest, Message: "request is not JSON"}
-	} else {
-		res, err := safeHandle(ctx, h, m.Data)
-		if err != nil {
-			var ce *CommandError
-			if !errors.As(err, &ce) {
-				ce = &CommandError{Code: CodePermanent, Message: err.Error()}
-			}
-			rep.Error = &CommandError{Code: ce.Code, Message: ce.Message}
-		} else if rep.Result, err = json.Marshal(res); err != nil {
-			rep.Error = &CommandError{Code: CodePermanent, Message: "encode result: " + err.Error()}
-		}
-	}
+func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h command.Handler, log hclog.Logger) {
+	rep := command.Answer(ctx, verb, h, m.Data)
 	if e := rep.Error; e != nil {
 		// A refused request is ignored input: the sender learns why from
 		// the reply, the operator from a rate-limited line and a counter.
 		// Other failures are the work failing, logged each time.
 		switch e.Code {
-		case CodeBadRequest:
+		case command.CodeBadRequest:
 			b.ignored.Ignore(log, IgnoredInvalidRequest, "command", "verb", verb, "host", host, "error", e.Message)
-		case CodeStaleEpoch:
+		case command.CodeStaleEpoch:
 			b.ignored.Ignore(log, IgnoredStaleEpoch, "command", "verb", verb, "host", host, "error", e.Message)
 		default:
 			log.Warn("command failed", "verb", verb, "code", e.Code, "error", e.Message)
@@ -140,21 +83,11 @@ func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h Comm
 	}
 }
 
-// safeHandle turns a handler's panic into a permanent error: a bad request
-// must not take the agent down.
-func safeHandle(ctx context.Context, h CommandHandler, req json.RawMessage) (res any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error: %v", r)
-		}
-	}()
-	return h(ctx, req)
-}
-
 // Command sends verb to host's agent and decodes the result into reply (which
 // may be nil). It waits at most timeout (RequestTimeout if zero). A failure
-// reported by the agent is a *CommandError; no answer at all (no agent, or it
-// is too slow) is a *CommandError with CodeRetryable.
+// reported by the agent is a *command.Error; no answer at all (no agent, or it
+// is too slow, or the connection dropped meanwhile) is a *command.Error with
+// command.CodeRetryable.
 func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = b.cfg.RequestTimeout
@@ -170,25 +103,12 @@ func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, ti
 	lost := stop()
 	if err != nil {
 		if lost {
-			return &CommandError{Host: host, Verb: verb, Code: CodeRetryable,
+			return &command.Error{Host: host, Verb: verb, Code: command.CodeRetryable,
 				Message: "no answer: the connection to NATS dropped while waiting, so the reply may be lost (commands are idempotent: send again)"}
 		}
-		return &CommandError{Host: host, Verb: verb, Code: CodeRetryable, Message: "no answer: " + err.Error()}
+		return &command.Error{Host: host, Verb: verb, Code: command.CodeRetryable, Message: "no answer: " + err.Error()}
 	}
-	var rep commandReply
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
-		return &CommandError{Host: host, Verb: verb, Code: CodePermanent, Message: "undecodable reply: " + err.Error()}
-	}
-	if rep.Error != nil {
-		rep.Error.Host, rep.Error.Verb = host, verb
-		return rep.Error
-	}
-	if reply != nil && len(rep.Result) > 0 {
-		if err := json.Unmarshal(rep.Result, reply); err != nil {
-			return &CommandError{Host: host, Verb: verb, Code: CodePermanent, Message: "undecodable result: " + err.Error()}
-		}
-	}
-	return nil
+	return command.Decode(host, verb, msg.Data, reply)
 }
 
 // EpochGuard remembers the newest leader term an agent has obeyed and refuses
@@ -205,7 +125,7 @@ func (g *EpochGuard) Admit(e Epoch) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if e.Term < g.term {
-		return &CommandError{Code: CodeStaleEpoch, Message: fmt.Sprintf("epoch term %d is older than term %d already obeyed", e.Term, g.term)}
+		return &command.Error{Code: command.CodeStaleEpoch, Message: fmt.Sprintf("epoch term %d is older than term %d already obeyed", e.Term, g.term)}
 	}
 	g.term = e.Term
 	return nil

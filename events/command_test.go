@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
@@ -19,16 +20,16 @@ func TestCommandsRoundTripAndClassifyErrors(t *testing.T) {
 	done := make(chan error, 1)
 	release := make(chan struct{})
 	go func() {
-		done <- agent.ServeCommands(ctx, "n1.example", map[string]events.CommandHandler{
+		done <- agent.ServeCommands(ctx, "n1.example", map[string]command.Handler{
 			"echo": func(_ context.Context, req json.RawMessage) (any, error) {
 				var in struct{ Word string }
 				if err := json.Unmarshal(req, &in); err != nil {
-					return nil, events.NewCommandError(events.CodeBadRequest, err)
+					return nil, command.NewError(command.CodeBadRequest, err)
 				}
 				return map[string]string{"word": in.Word}, nil
 			},
 			"busy": func(context.Context, json.RawMessage) (any, error) {
-				return nil, events.NewCommandError(events.CodeRetryable, errors.New("toolstack busy"))
+				return nil, command.NewError(command.CodeRetryable, errors.New("toolstack busy"))
 			},
 			"plain": func(context.Context, json.RawMessage) (any, error) { return nil, errors.New("no") },
 			"panic": func(context.Context, json.RawMessage) (any, error) { panic("bad input") },
@@ -54,19 +55,19 @@ func TestCommandsRoundTripAndClassifyErrors(t *testing.T) {
 	check := func(verb, code string) {
 		t.Helper()
 		err := sup.Command(ctx, "n1.example", verb, map[string]string{}, nil, time.Second)
-		var ce *events.CommandError
+		var ce *command.Error
 		if !errors.As(err, &ce) || ce.Code != code || ce.Host != "n1.example" || ce.Verb != verb {
 			t.Fatalf("%s: err = %#v, want code %s", verb, err, code)
 		}
 	}
-	check("busy", events.CodeRetryable)
-	check("plain", events.CodePermanent)
-	check("panic", events.CodePermanent)
-	check("nope", events.CodeBadRequest)
+	check("busy", command.CodeRetryable)
+	check("plain", command.CodePermanent)
+	check("panic", command.CodePermanent)
+	check("nope", command.CodeBadRequest)
 	// No agent on the host at all: retryable (it may come back, or the host
 	// is failed and the supervisor places elsewhere).
 	err := sup.Command(ctx, "ghost", "echo", nil, nil, 200*time.Millisecond)
-	var ce *events.CommandError
+	var ce *command.Error
 	if !errors.As(err, &ce) || !ce.Retryable() {
 		t.Fatalf("no agent: %v", err)
 	}

@@ -20,6 +20,12 @@
 // remembers the last stream sequence it delivered and, when its reader fails
 // or stalls across a server failover, reads again from the next one.
 //
+// Commands: ServeCommands answers one host's commands on
+// <prefix>.cmd.<host>.<verb> and Command sends one and waits for the answer;
+// EpochGuard is the agents' refusal of an older leader term. The protocol
+// they carry (handlers, the reply envelope, the error codes that decide a
+// retry) is package events/command, which imports nothing of the project.
+//
 // Every input the bus's consumers, tails and command server ignore (an invalid
 // event, a refused command) is counted by reason in the Bus's IgnoredInputs
 // (Bus.Ignored), where the roles built on the bus count what they ignore too,
@@ -27,5 +33,5 @@
 // lines left out: one set of counters per role for the metrics to export.
 //
 // Bus is safe for concurrent use. This package imports no other package of
-// the project but internal/clock.
+// the project but internal/clock and events/command.
 package events

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 )
 
@@ -75,14 +76,14 @@ func TestRefusedCommandsAreCountedAndLoggedOncePerInterval(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.ServeCommands(ctx, "n1", map[string]events.CommandHandler{
+		done <- agent.ServeCommands(ctx, "n1", map[string]command.Handler{
 			"pause": func(_ context.Context, req json.RawMessage) (any, error) {
 				var r struct {
 					VM    string       `json:"vm"`
 					Epoch events.Epoch `json:"epoch"`
 				}
 				if err := json.Unmarshal(req, &r); err != nil || r.VM == "" {
-					return nil, events.NewCommandError(events.CodeBadRequest, errors.New("pause: vm is required"))
+					return nil, command.NewError(command.CodeBadRequest, errors.New("pause: vm is required"))
 				}
 				if err := guard.Admit(r.Epoch); err != nil {
 					return nil, err
@@ -103,20 +104,20 @@ func TestRefusedCommandsAreCountedAndLoggedOncePerInterval(t *testing.T) {
 	eventstest.Eventually(t, 10*time.Second, func() bool { return pause(2) == nil }, "agent not answering")
 
 	code := func(err error) string {
-		var ce *events.CommandError
+		var ce *command.Error
 		if errors.As(err, &ce) {
 			return ce.Code
 		}
 		return ""
 	}
 	for i := 0; i < 3; i++ {
-		if err := pause(1); code(err) != events.CodeStaleEpoch {
+		if err := pause(1); code(err) != command.CodeStaleEpoch {
 			t.Fatalf("term 1 after term 2: %v, want stale_epoch", err)
 		}
-		if err := sup.Command(ctx, "n1", "explode", map[string]any{}, nil, 2*time.Second); code(err) != events.CodeBadRequest {
+		if err := sup.Command(ctx, "n1", "explode", map[string]any{}, nil, 2*time.Second); code(err) != command.CodeBadRequest {
 			t.Fatalf("unknown verb: %v", err)
 		}
-		if err := sup.Command(ctx, "n1", "pause", map[string]any{}, nil, 2*time.Second); code(err) != events.CodeBadRequest {
+		if err := sup.Command(ctx, "n1", "pause", map[string]any{}, nil, 2*time.Second); code(err) != command.CodeBadRequest {
 			t.Fatalf("no vm: %v", err)
 		}
 	}

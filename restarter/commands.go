@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/xen"
 )
 
@@ -56,13 +57,13 @@ func (r *Restarter) Unpause(ctx context.Context, req UnpauseRequest) (UnpauseRep
 		return UnpauseReply{}, classify(fmt.Errorf("%s: list domains: %w", where, err))
 	}
 	if !found {
-		return UnpauseReply{}, events.NewCommandError(events.CodeNotFound, fmt.Errorf("%s: %w", where, xen.ErrDomainNotFound))
+		return UnpauseReply{}, command.NewError(command.CodeNotFound, fmt.Errorf("%s: %w", where, xen.ErrDomainNotFound))
 	}
 	r.mu.Lock()
 	fencedPaused := r.fencedPaused[req.VM] == d.ID
 	r.mu.Unlock()
 	if fencedPaused {
-		return UnpauseReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf(
+		return UnpauseReply{}, command.NewError(command.CodePermanent, fmt.Errorf(
 			"%s: domid %d was paused by a self-fence and may run elsewhere now: destroy it", where, d.ID))
 	}
 	if err := r.hv.Unpause(octx, req.VM); err != nil {
@@ -78,7 +79,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 	start := r.clock.Now()
 	where := fmt.Sprintf("vm.coldstart of %s from %s on %s", req.VM, req.ConfigPath, r.id.Host)
 	if req.ConfigPath == "" {
-		return ColdStartReply{}, events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: config_path is required", where))
+		return ColdStartReply{}, command.NewError(command.CodeBadRequest, fmt.Errorf("%s: config_path is required", where))
 	}
 	if err := r.admit(VerbColdStart, req.VM, req.Epoch); err != nil {
 		return ColdStartReply{}, err
@@ -102,7 +103,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 		if ok && s.cold && s.domID == d.ID && d.State.Alive() {
 			return ColdStartReply{VM: req.VM, DomID: d.ID, State: string(d.State), AlreadyStarted: true, StartMs: ms(r.clock.Since(start))}, nil
 		}
-		return ColdStartReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf(
+		return ColdStartReply{}, command.NewError(command.CodePermanent, fmt.Errorf(
 			"%s: a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", where, req.VM, d.ID, d.State))
 	}
 	if err := r.hv.Create(octx, req.ConfigPath); err != nil {
@@ -127,7 +128,7 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 		err = fmt.Errorf("xl create succeeded but no domain named %s is listed", req.VM)
 	}
 	if err != nil {
-		return ColdStartReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: %w", where, err))
+		return ColdStartReply{}, command.NewError(command.CodePermanent, fmt.Errorf("%s: %w", where, err))
 	}
 	r.mu.Lock()
 	fenced := r.fence.fenced

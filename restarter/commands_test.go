@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/xen"
 )
@@ -19,18 +19,18 @@ func TestDestroyIsIdempotent(t *testing.T) {
 			if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
 				t.Fatal(err)
 			}
-			first, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()})
+			first, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()})
 			if err != nil || !first.Existed {
 				t.Fatalf("first destroy: %+v, %v", first, err)
 			}
 			if _, ok := a.domains()["vm1"]; ok {
 				t.Fatal("vm1 still listed after destroy")
 			}
-			again, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()})
+			again, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()})
 			if err != nil || again.Existed {
 				t.Fatalf("second destroy: %+v, %v", again, err)
 			}
-			never, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "never", Epoch: e.next()})
+			never, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "never", Epoch: e.next()})
 			if err != nil || never.Existed {
 				t.Fatalf("destroy of a domain never there: %+v, %v", never, err)
 			}
@@ -43,8 +43,8 @@ func TestDestroyIsIdempotent(t *testing.T) {
 func TestUnpauseOfAMissingDomainIsNotFound(t *testing.T) {
 	e := newEnv(t)
 	e.agent("n1", agentOptions{})
-	_, err := command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
-	if codeOf(err) != events.CodeNotFound {
+	_, err := send[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != command.CodeNotFound {
 		t.Fatalf("unpause of a missing domain: %v, want not_found", err)
 	}
 }
@@ -58,7 +58,7 @@ func TestColdStartCreatesThePausedVMOnceAndNeverOverAnother(t *testing.T) {
 			e := newEnv(t)
 			a := e.agent("n1", agentOptions{driver: d})
 			req := restarter.ColdStartRequest{VM: "vm1", ConfigPath: e.writeCfg("vm1", 64), Epoch: e.next()}
-			rep, err := command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, req)
+			rep, err := send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, req)
 			if err != nil || rep.State != string(xen.StatePaused) {
 				t.Fatalf("cold start: %+v, %v", rep, err)
 			}
@@ -73,21 +73,21 @@ func TestColdStartCreatesThePausedVMOnceAndNeverOverAnother(t *testing.T) {
 				t.Fatalf("cold-started vm1 runs while paused: progress %d then %d, %v", p1, p2, err)
 			}
 			req.Epoch = e.next()
-			again, err := command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, req)
+			again, err := send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, req)
 			if err != nil || !again.AlreadyStarted || again.DomID != rep.DomID {
 				t.Fatalf("retried cold start: %+v, %v", again, err)
 			}
 			if err := a.hv.Create(context.Background(), e.writeCfg("vm2", 64)); err != nil {
 				t.Fatal(err)
 			}
-			_, err = command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart,
+			_, err = send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart,
 				restarter.ColdStartRequest{VM: "vm2", ConfigPath: e.writeCfg("vm2", 64), Epoch: e.next()})
-			if codeOf(err) != events.CodePermanent {
+			if codeOf(err) != command.CodePermanent {
 				t.Fatalf("cold start over a running vm2: %v, want permanent", err)
 			}
-			_, err = command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart,
+			_, err = send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart,
 				restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("other", 64), Epoch: e.next()})
-			if codeOf(err) != events.CodeBadRequest {
+			if codeOf(err) != command.CodeBadRequest {
 				t.Fatalf("cold start of vm3 from a config naming another domain: %v, want bad_request", err)
 			}
 		})
@@ -102,7 +102,7 @@ func TestListShowsTheGuestDomainsAndTheFenceState(t *testing.T) {
 	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
+	rep, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

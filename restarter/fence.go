@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/xen"
 )
 
@@ -453,7 +454,7 @@ func (r *Restarter) notReady(what string) error {
 	case r.fence.fenced:
 		return r.fencedError(what)
 	case !r.fence.everRenewed:
-		return events.NewCommandError(events.CodeNotReady, fmt.Errorf(
+		return command.NewError(command.CodeNotReady, fmt.Errorf(
 			"%s refused: %s's agent has had no lease renewal acknowledged since it started, so its self-fence is not armed", what, r.id.Host))
 	}
 	return nil
@@ -475,7 +476,7 @@ func (r *Restarter) fencedError(what string) error {
 	if f.renewedSince {
 		why = "the supervisor has not reconciled it with vm.list yet"
 	}
-	return events.NewCommandError(events.CodeNotReady, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
+	return command.NewError(command.CodeNotReady, fmt.Errorf("%s refused: %s self-fenced at %s (generation %d) and %s",
 		what, r.id.Host, f.fencedAt.UTC().Format(time.RFC3339Nano), f.generation, why))
 }
 

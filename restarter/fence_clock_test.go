@@ -29,7 +29,7 @@ func TestTheSelfFenceBeginsExactlyWhenTheLeaseWindowEnds(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	fence := restarter.FenceConfig{RenewInterval: time.Second, SelfTimeout: 10 * time.Second,
 		ActionTimeout: 2 * time.Second, Action: restarter.FenceDestroy}
-	logs := &logLines{}
+	logs := &eventstest.LogBuffer{}
 	a := e.agent("n1", agentOptions{fence: fence, logs: logs, clock: clock}) // armed at T0: the clock has not moved
 	if err := a.hv.Create(ctx, e.writeCfg("vm1", 64)); err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestTheSelfFenceBeginsExactlyWhenTheLeaseWindowEnds(t *testing.T) {
 		clock.Advance(fence.RenewInterval)
 	}
 	clock.Advance(900 * time.Millisecond) // T0 + 7.9 s
-	if got := logs.containing("SELF-FENCE"); len(got) != 0 {
+	if got := logs.Lines("SELF-FENCE"); len(got) != 0 {
 		t.Fatalf("fenced before the window ended:\n%s", strings.Join(got, ""))
 	}
 	if _, gone := a.hv.destroyedAt("vm1"); gone {
@@ -51,9 +51,9 @@ func TestTheSelfFenceBeginsExactlyWhenTheLeaseWindowEnds(t *testing.T) {
 	}
 
 	clock.Advance(100 * time.Millisecond) // T0 + 8 s: self_timeout 10 s − action_timeout 2 s
-	eventstest.Eventually(t, 20*time.Second, func() bool { return len(logs.containing("SELF-FENCE done")) > 0 },
+	eventstest.Eventually(t, 20*time.Second, func() bool { return len(logs.Lines("SELF-FENCE done")) > 0 },
 		"no self-fence at T0 + 8 s")
-	fenced := logs.containing("last_renewal_ago=")
+	fenced := logs.Lines("last_renewal_ago=")
 	if len(fenced) != 1 || !strings.Contains(fenced[0], "last_renewal_ago=8s") || !strings.Contains(fenced[0], "fence_starts_after=8s") ||
 		!strings.Contains(fenced[0], "self_timeout=10s") {
 		t.Fatalf("want one SELF-FENCE line with last_renewal_ago=8s fence_starts_after=8s self_timeout=10s, got:\n%s", strings.Join(fenced, ""))
@@ -61,8 +61,8 @@ func TestTheSelfFenceBeginsExactlyWhenTheLeaseWindowEnds(t *testing.T) {
 	if _, gone := a.hv.destroyedAt("vm1"); !gone {
 		t.Fatal("vm1 still runs after the self-fence")
 	}
-	eventstest.Eventually(t, 20*time.Second, func() bool { return len(logs.containing("vm failed")) > 0 }, "vm1's end was not reported")
-	reason := logs.containing("vm failed")[0]
+	eventstest.Eventually(t, 20*time.Second, func() bool { return len(logs.Lines("vm failed")) > 0 }, "vm1's end was not reported")
+	reason := logs.Lines("vm failed")[0]
 	if !strings.Contains(reason, "no lease renewal acknowledged for 8s") || !strings.Contains(reason, "fence.self_timeout 10s") {
 		t.Fatalf("vm1's failure reason does not state the fence's numbers: %s", reason)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 )
@@ -41,12 +41,12 @@ func TestSelfFenceDestroysEveryDomainWithinSelfTimeoutOfTheLastRenewal(t *testin
 					t.Fatal(err)
 				}
 			}
-			if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+			if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 				t.Fatal(err)
 			}
 			a.waitRenewed()
 
-			e.srv.stop() // the host loses the bus
+			e.srv.Stop() // the host loses the bus
 			vms := []string{"vm1", "vm2", "vm3", "vm4"}
 			// The domain leaves xl's list before the destroy call returns and
 			// is recorded, so wait for both (CI saw the list empty while the
@@ -93,7 +93,7 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	a.waitWatchRounds(2)
 	a.waitRenewed()
 
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced && len(a.domains()) == 0 }, "no self-fence")
 	// Something started on the fenced host behind the agent's back is
 	// destroyed too.
@@ -102,40 +102,40 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	}
 	eventstest.Eventually(t, 5*time.Second, func() bool { _, ok := a.domains()["stray"]; return !ok }, "a domain survives on a fenced host")
 
-	e.srv.start() // the bus comes back
+	e.srv.Start() // the bus comes back
 	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		return e.sup.Command(context.Background(), "n1", restarter.VerbList, restarter.ListRequest{}, nil, 500*time.Millisecond) == nil
 	}, "agent does not answer after the outage")
 
-	_, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next()))
+	_, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next()))
 	// Refused until reconciled, but only for now, and as not_ready: the
 	// supervisor retries without counting an attempt of the VM's or the
 	// host out (every host may be fenced at once).
-	if codeOf(err) != events.CodeNotReady || !strings.Contains(err.Error(), "self-fenced") {
+	if codeOf(err) != command.CodeNotReady || !strings.Contains(err.Error(), "self-fenced") {
 		t.Fatalf("restore on a fenced, unreconciled host: %v, want a not_ready refusal", err)
 	}
-	_, err = command[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("vm3", 64), Epoch: e.next()})
-	if codeOf(err) != events.CodeNotReady {
+	_, err = send[restarter.ColdStartReply](e, "n1", restarter.VerbColdStart, restarter.ColdStartRequest{VM: "vm3", ConfigPath: e.writeCfg("vm3", 64), Epoch: e.next()})
+	if codeOf(err) != command.CodeNotReady {
 		t.Fatalf("cold start on a fenced host: %v, want not_ready", err)
 	}
-	_, err = command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
-	if codeOf(err) != events.CodeNotReady {
+	_, err = send[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != command.CodeNotReady {
 		t.Fatalf("unpause on a fenced host: %v, want not_ready", err)
 	}
 	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 3000 {
 		t.Fatalf("lease while awaiting reconciliation: %+v", lease)
 	}
 	// An operator's look (no epoch) is not a reconciliation.
-	look, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
+	look, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
 	if err != nil || !look.Fence.Fenced {
 		t.Fatalf("list without epoch: %+v, %v", look.Fence, err)
 	}
-	rec, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
+	rec, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
 	if err != nil || rec.Fence.Fenced || len(rec.Domains) != 0 {
 		t.Fatalf("reconciling list: %+v, %v", rec, err)
 	}
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 		t.Fatalf("restore after reconciliation: %v", err)
 	}
 	eventstest.Eventually(t, 5*time.Second, func() bool { return !e.lease("n1").AwaitingReconcile }, "lease still awaiting reconciliation")
@@ -162,7 +162,7 @@ func TestSelfFenceCancelsARestoreInFlight(t *testing.T) {
 		done <- e.sup.Command(context.Background(), "n1", restarter.VerbRestore, req, nil, 3*time.Second)
 	}()
 	<-a.hv.entered
-	e.srv.stop()
+	e.srv.Stop()
 	select {
 	case err := <-a.hv.restoreCtx:
 		if err != context.Canceled {
@@ -193,13 +193,13 @@ func TestDestroyCancelsAnOlderRestoreOfTheSameVM(t *testing.T) {
 		done <- e.sup.Command(context.Background(), "n1", restarter.VerbRestore, req, nil, 10*time.Second)
 	}()
 	<-a.hv.entered
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
 	if err := <-a.hv.restoreCtx; err != context.Canceled {
 		t.Fatalf("restore ended with %v, want cancelled by the destroy", err)
 	}
-	if err := <-done; codeOf(err) != events.CodeRetryable {
+	if err := <-done; codeOf(err) != command.CodeRetryable {
 		t.Fatalf("cancelled restore answered %v, want retryable", err)
 	}
 	if doms := a.domains(); len(doms) != 0 {
@@ -218,19 +218,19 @@ func TestPauseFenceNeverUnpausesWhatItPaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.waitRenewed()
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.domains()["vm1"].State == "paused" }, "vm1 not paused by the fence")
-	e.srv.start()
+	e.srv.Start()
 	eventstest.Eventually(t, 15*time.Second, func() bool { return a.r.FenceStatus().RenewedSinceFence }, "lease not renewed after the outage")
 	eventstest.Eventually(t, 10*time.Second, func() bool {
-		_, err := command[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
+		_, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
 		return err == nil
 	}, "no reconciliation")
-	_, err := command[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
-	if codeOf(err) != events.CodePermanent {
+	_, err := send[restarter.UnpauseReply](e, "n1", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()})
+	if codeOf(err) != command.CodePermanent {
 		t.Fatalf("unpause of a domain the fence paused: %v, want permanent", err)
 	}
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 		t.Fatalf("destroy of a fence-paused domain: %v", err)
 	}
 }
@@ -260,14 +260,14 @@ func (e *env) lease(host string) restarter.HostLease {
 // destroy it by, and reports no vm.failed for it: it is no VM.
 func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
 	e := newEnv(t)
-	logs := &logLines{}
+	logs := &eventstest.LogBuffer{}
 	a := e.agent("n1", agentOptions{fence: fastFence, logs: logs})
 	if err := a.hv.Create(context.Background(), e.writeCfg("vm1", 64)); err != nil {
 		t.Fatal(err)
 	}
 	a.hv.plantUnnamed(42)
 	a.waitRenewed()
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		_, unnamed := a.hv.destroyedAt("42")
 		_, vm1 := a.hv.destroyedAt("vm1")
@@ -275,11 +275,11 @@ func TestSelfFenceDestroysAnUnnamedDomainByItsID(t *testing.T) {
 	}, "the fence left domains: %v", a.domains())
 	// The report is queued just after the destroy returns: wait for the
 	// fence to end (the test once read the log between the two).
-	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.containing("SELF-FENCE done")) > 0 }, "the fence never ended")
-	if got := logs.containing("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
+	eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.Lines("SELF-FENCE done")) > 0 }, "the fence never ended")
+	if got := logs.Lines("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
 		t.Fatalf("want one vm failed, the fence's of vm1; logged:\n%s", strings.Join(got, ""))
 	}
-	if got := logs.containing("dropping"); len(got) != 0 {
+	if got := logs.Lines("dropping"); len(got) != 0 {
 		t.Fatalf("dropped reports:\n%s", strings.Join(got, ""))
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/store"
 )
 
@@ -31,56 +31,56 @@ func (r *Restarter) fetch(ctx context.Context, req RestoreRequest, f *os.File) e
 	rc, info, err := r.store.Open(ctx, req.ImageKey)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return events.NewCommandError(events.CodeNotFound, fmt.Errorf("image %s: %w", req.ImageKey, err))
+		return command.NewError(command.CodeNotFound, fmt.Errorf("image %s: %w", req.ImageKey, err))
 	case errors.Is(err, store.ErrCorrupt):
-		return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s: %w", req.ImageKey, err))
+		return command.NewError(command.CodeCorrupt, fmt.Errorf("image %s: %w", req.ImageKey, err))
 	case errors.Is(err, store.ErrInvalidKey):
-		return events.NewCommandError(events.CodeBadRequest, err)
+		return command.NewError(command.CodeBadRequest, err)
 	case err != nil:
-		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("open image %s: %w", req.ImageKey, err))
+		return command.NewError(command.CodeRetryable, fmt.Errorf("open image %s: %w", req.ImageKey, err))
 	}
 	defer rc.Close()
 	if info.Size != req.Size || info.SHA256 != req.SHA256 {
-		return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s: the store records %d bytes sha256 %s, the catalog %d bytes sha256 %s",
+		return command.NewError(command.CodeCorrupt, fmt.Errorf("image %s: the store records %d bytes sha256 %s, the catalog %d bytes sha256 %s",
 			req.ImageKey, info.Size, info.SHA256, req.Size, req.SHA256))
 	}
 	buf := make([]byte, 1<<20)
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return events.NewCommandError(events.CodeRetryable, fmt.Errorf("fetch %s: %w", req.ImageKey, err))
+			return command.NewError(command.CodeRetryable, fmt.Errorf("fetch %s: %w", req.ImageKey, err))
 		}
 		k, rerr := rc.Read(buf)
 		if k > 0 {
 			n += int64(k)
 			if n > req.Size {
-				return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s is longer than its recorded %d bytes", req.ImageKey, req.Size))
+				return command.NewError(command.CodeCorrupt, fmt.Errorf("image %s is longer than its recorded %d bytes", req.ImageKey, req.Size))
 			}
 			if _, werr := f.Write(buf[:k]); werr != nil {
-				code := events.CodeRetryable
+				code := command.CodeRetryable
 				if errors.Is(werr, syscall.ENOSPC) || errors.Is(werr, syscall.EDQUOT) {
-					code = events.CodePermanent
+					code = command.CodePermanent
 				}
-				return events.NewCommandError(code, fmt.Errorf("spool %s: %w", f.Name(), werr))
+				return command.NewError(code, fmt.Errorf("spool %s: %w", f.Name(), werr))
 			}
 		}
 		if errors.Is(rerr, io.EOF) {
 			break
 		}
 		if rerr != nil {
-			code := events.CodeRetryable
+			code := command.CodeRetryable
 			if errors.Is(rerr, store.ErrCorrupt) {
-				code = events.CodeCorrupt
+				code = command.CodeCorrupt
 			}
-			return events.NewCommandError(code, fmt.Errorf("fetch %s: %w", req.ImageKey, rerr))
+			return command.NewError(code, fmt.Errorf("fetch %s: %w", req.ImageKey, rerr))
 		}
 	}
 	if n != req.Size {
-		return events.NewCommandError(events.CodeCorrupt, fmt.Errorf("image %s: fetched %d bytes, the catalog records %d",
+		return command.NewError(command.CodeCorrupt, fmt.Errorf("image %s: fetched %d bytes, the catalog records %d",
 			req.ImageKey, n, req.Size))
 	}
 	if err := f.Close(); err != nil {
-		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("spool %s: %w", f.Name(), err))
+		return command.NewError(command.CodeRetryable, fmt.Errorf("spool %s: %w", f.Name(), err))
 	}
 	return nil
 }

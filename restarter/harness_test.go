@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +17,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer/executor"
 	"github.com/xenft/xenft/events"
-	"github.com/xenft/xenft/events/embedded"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/store"
@@ -28,83 +25,33 @@ import (
 	"github.com/xenft/xenft/xen/xentest"
 )
 
-// fakeXL is the fake xl program, built once by TestMain.
-var fakeXL string
+func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m)) }
 
-func TestMain(m *testing.M) { os.Exit(xentest.RunWithFakeXL(m, &fakeXL)) }
-
-// server is an embedded NATS server that a test can stop and start again
-// on the same port and store, as a bus outage does.
-type server struct {
-	t   *testing.T
-	cfg embedded.Config
-	mu  sync.Mutex
-	s   *embedded.Server
-}
-
-func newServer(t *testing.T) *server {
+// connect connects a client to srv and creates nothing.
+func connect(t testing.TB, srv *eventstest.Restartable, name string) *events.Bus {
 	t.Helper()
-	cfg := embedded.DefaultConfig()
-	cfg.Name = "test"
-	cfg.Port = -1
-	cfg.DataDir = t.TempDir()
-	s := &server{t: t, cfg: cfg}
-	s.start()
-	u, err := url.Parse(s.s.ClientURL())
+	cfg := events.DefaultBusConfig()
+	cfg.URLs = []string{srv.URL()}
+	cfg.ClientName = name
+	cfg.RequestTimeout = 2 * time.Second
+	b, err := events.Connect(cfg, eventstest.Logger(t, hclog.Error))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("connect %s: %v", name, err)
 	}
-	s.cfg.Port, _ = strconv.Atoi(u.Port())
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	ns, err := embedded.Start(s.cfg, eventstest.Logger(s.t, hclog.Error), 10*time.Second)
-	if err != nil {
-		s.t.Fatalf("start nats server: %v", err)
-	}
-	s.mu.Lock()
-	s.s = ns
-	s.mu.Unlock()
-}
-
-func (s *server) stop() {
-	s.mu.Lock()
-	ns := s.s
-	s.s = nil
-	s.mu.Unlock()
-	if ns != nil {
-		ns.Shutdown()
-	}
+	t.Cleanup(b.Close)
+	return b
 }
 
 // bus connects a client (a supervisor, an agent: each its own connection)
 // and makes sure the stream and buckets exist.
-func (s *server) bus(name string) *events.Bus {
-	s.t.Helper()
-	b := s.connect(name)
+func bus(t testing.TB, srv *eventstest.Restartable, name string) *events.Bus {
+	t.Helper()
+	b := connect(t, srv, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.EnsureResources(ctx); err != nil {
-		s.t.Fatalf("ensure resources: %v", err)
+		t.Fatalf("ensure resources: %v", err)
 	}
-	return b
-}
-
-// connect connects a client and creates nothing.
-func (s *server) connect(name string) *events.Bus {
-	s.t.Helper()
-	cfg := events.DefaultBusConfig()
-	cfg.URLs = []string{fmt.Sprintf("nats://127.0.0.1:%d", s.cfg.Port)}
-	cfg.ClientName = name
-	cfg.RequestTimeout = 2 * time.Second
-	b, err := events.Connect(cfg, eventstest.Logger(s.t, hclog.Error))
-	if err != nil {
-		s.t.Fatalf("connect %s: %v", name, err)
-	}
-	s.t.Cleanup(b.Close)
 	return b
 }
 
@@ -112,7 +59,7 @@ func (s *server) connect(name string) *events.Bus {
 // store and a directory of xl configs.
 type env struct {
 	t        *testing.T
-	srv      *server
+	srv      *eventstest.Restartable
 	sup      *events.Bus
 	store    *store.Dir
 	storeDir string
@@ -123,13 +70,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv := newServer(t)
+	srv := eventstest.NewRestartable(t)
 	dir := t.TempDir()
 	st, err := store.NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, sup: srv.bus("supervisor"), store: st, storeDir: dir, cfgDir: t.TempDir(), term: 1}
+	return &env{t: t, srv: srv, sup: bus(t, srv, "supervisor"), store: st, storeDir: dir, cfgDir: t.TempDir(), term: 1}
 }
 
 // next is a fresh epoch of the current term.
@@ -141,12 +88,7 @@ func (e *env) next() events.Epoch {
 // writeCfg writes an xl config for vm of memMiB.
 func (e *env) writeCfg(vm string, memMiB int) string {
 	e.t.Helper()
-	p := filepath.Join(e.cfgDir, vm+".cfg")
-	body := fmt.Sprintf("name = %q\ntype = \"pv\"\nkernel = \"/guest/vmlinuz\"\nmemory = %d\nvcpus = 1\n", vm, memMiB)
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	return p
+	return xentest.WriteConfig(e.t, e.cfgDir, vm, memMiB)
 }
 
 // driver is one simulated host's hypervisor, either the sim itself or the
@@ -162,7 +104,7 @@ var (
 		return s, s.Progress
 	}}
 	xlDriver = driver{"xl", func(t *testing.T, host string) (restarter.Hypervisor, func(string) (uint64, error)) {
-		x := &xen.XL{Path: fakeXL, Env: []string{"FAKEXL_STATE=" + t.TempDir(), "FAKEXL_HOST=" + host}}
+		x := xentest.NewFakeHost(t, host).XL
 		return x, func(vm string) (uint64, error) { return xentest.Progress(x, vm) }
 	}}
 	drivers = []driver{simDriver, xlDriver}
@@ -188,35 +130,9 @@ type agentOptions struct {
 	checkpointer bool                  // serve the checkpoint verbs too, sharing the guard
 	noRun        bool                  // handlers only: no lease, fence or watcher (armed as if renewed)
 	unarmed      bool                  // create no bucket, nor wait for the first renewal to arm the fence
-	logs         *logLines             // also receives the agent's log lines
+	logs         *eventstest.LogBuffer // also receives the agent's log lines
 	shared       *sharedListing        // the watcher lists through it, as in the agent
 	clock        clockwork.Clock       // nil: the machine's
-}
-
-// logLines collects log lines, for tests that check what was (not) logged.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, string(p))
-	return len(p), nil
-}
-
-// containing returns the lines that contain s.
-func (l *logLines) containing(s string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 // testConfig has short intervals; its fence waits a minute unless a test
@@ -246,7 +162,7 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	guard := &events.EpochGuard{}
 	log := eventstest.Logger(t, hclog.Warn).Named(host)
 	if o.logs != nil {
-		log = hclog.New(&hclog.LoggerOptions{Name: host, Level: hclog.Warn, Output: io.MultiWriter(o.logs, testLog{t})})
+		log = o.logs.Logger(t, hclog.Warn).Named(host)
 	}
 	var opts []restarter.Option
 	if o.clock != nil {
@@ -274,9 +190,9 @@ func (e *env) agent(host string, o agentOptions) *agent {
 	}
 	var b *events.Bus
 	if o.unarmed {
-		b = e.srv.connect("agent-" + host) // the test decides when the buckets exist
+		b = connect(t, e.srv, "agent-"+host) // the test decides when the buckets exist
 	} else {
-		b = e.srv.bus("agent-" + host)
+		b = bus(t, e.srv, "agent-"+host)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -314,8 +230,8 @@ func (a *agent) waitWatchRounds(n uint64) {
 	eventstest.Eventually(a.t, 10*time.Second, func() bool { return a.r.WatchRounds() >= target }, "watcher of %s stalled", a.host)
 }
 
-// command sends verb to a's host and returns the reply or the command error.
-func command[Rep any](e *env, host, verb string, req any) (Rep, error) {
+// send sends verb to host and returns the reply or the command error.
+func send[Rep any](e *env, host, verb string, req any) (Rep, error) {
 	var rep Rep
 	err := e.sup.Command(context.Background(), host, verb, req, &rep, 30*time.Second)
 	return rep, err
@@ -324,7 +240,7 @@ func command[Rep any](e *env, host, verb string, req any) (Rep, error) {
 // codeOf is the command error code of err, or "" for success or another
 // kind of error.
 func codeOf(err error) string {
-	var ce *events.CommandError
+	var ce *command.Error
 	if errors.As(err, &ce) {
 		return ce.Code
 	}
@@ -547,12 +463,4 @@ func (r *recorder) Restore(ctx context.Context, path string, opts xen.RestoreOpt
 // Save is for the checkpointer sharing this hypervisor.
 func (r *recorder) Save(ctx context.Context, dom, path string, opts xen.SaveOptions) error {
 	return r.Hypervisor.(xen.Hypervisor).Save(ctx, dom, path, opts)
-}
-
-// testLog writes log lines to the test's log.
-type testLog struct{ t testing.TB }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
 }

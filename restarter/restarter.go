@@ -2,7 +2,6 @@ package restarter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
@@ -154,24 +154,13 @@ func New(id Identity, hv Hypervisor, st store.ImageStore, cfg Config, guard *eve
 }
 
 // Handlers returns the restarter's command handlers, keyed by verb.
-func (r *Restarter) Handlers() map[string]events.CommandHandler {
-	return map[string]events.CommandHandler{
-		VerbRestore:   decoded(r.Restore),
-		VerbDestroy:   decoded(r.Destroy),
-		VerbUnpause:   decoded(r.Unpause),
-		VerbColdStart: decoded(r.ColdStart),
-		VerbList:      decoded(r.List),
-	}
-}
-
-// decoded adapts a typed handler to a CommandHandler.
-func decoded[Req, Rep any](f func(context.Context, Req) (Rep, error)) events.CommandHandler {
-	return func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var req Req
-		if err := json.Unmarshal(raw, &req); err != nil {
-			return nil, events.NewCommandError(events.CodeBadRequest, err)
-		}
-		return f(ctx, req)
+func (r *Restarter) Handlers() map[string]command.Handler {
+	return map[string]command.Handler{
+		VerbRestore:   command.Typed(r.Restore),
+		VerbDestroy:   command.Typed(r.Destroy),
+		VerbUnpause:   command.Typed(r.Unpause),
+		VerbColdStart: command.Typed(r.ColdStart),
+		VerbList:      command.Typed(r.List),
 	}
 }
 
@@ -181,7 +170,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // staleFor refuses a command overtaken by a newer one for the same VM.
 func staleFor(verb, vm string, e, newer events.Epoch) error {
-	return events.NewCommandError(events.CodeStaleEpoch,
+	return command.NewError(command.CodeStaleEpoch,
 		fmt.Errorf("%s of %s: epoch %d.%d is older than %d.%d already received for it", verb, vm, e.Term, e.Seq, newer.Term, newer.Seq))
 }
 
@@ -189,10 +178,10 @@ func staleFor(verb, vm string, e, newer events.Epoch) error {
 // per VM an epoch older than the newest received is refused.
 func (r *Restarter) admit(verb, vm string, e events.Epoch) error {
 	if !nameRE.MatchString(vm) {
-		return events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: vm %q is not a name (letters, digits, '.', '_', '-')", verb, vm))
+		return command.NewError(command.CodeBadRequest, fmt.Errorf("%s: vm %q is not a name (letters, digits, '.', '_', '-')", verb, vm))
 	}
 	if e.Term == 0 && e.Seq == 0 {
-		return events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s of %s: epoch is required", verb, vm))
+		return command.NewError(command.CodeBadRequest, fmt.Errorf("%s of %s: epoch is required", verb, vm))
 	}
 	if err := r.guard.Admit(e); err != nil {
 		return err
@@ -227,7 +216,7 @@ func (r *Restarter) begin(ctx context.Context, verb, vm string, e events.Epoch, 
 	select {
 	case slot <- struct{}{}:
 	case <-ctx.Done():
-		return nil, nil, events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s of %s: waiting for an earlier command: %w", verb, vm, ctx.Err()))
+		return nil, nil, command.NewError(command.CodeRetryable, fmt.Errorf("%s of %s: waiting for an earlier command: %w", verb, vm, ctx.Err()))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -302,24 +291,24 @@ func (r *Restarter) domain(ctx context.Context, vm string) (xen.Domain, bool, er
 // classify maps a hypervisor error to a command error code; err already
 // names the verb, VM and host.
 func classify(err error) error {
-	var ce *events.CommandError
+	var ce *command.Error
 	if errors.As(err, &ce) {
 		return err
 	}
-	code := events.CodeRetryable
+	code := command.CodeRetryable
 	switch {
 	case errors.Is(err, xen.ErrDomainNotFound):
-		code = events.CodeNotFound
+		code = command.CodeNotFound
 	case errors.Is(err, xen.ErrBadImage):
 		// The bytes matched the catalog's checksum, so the checkpoint
 		// itself is unusable: the supervisor falls back to an older one.
-		code = events.CodeCorrupt
+		code = command.CodeCorrupt
 	case errors.Is(err, xen.ErrDomainExists), errors.Is(err, xen.ErrNoMemory), errors.Is(err, xen.ErrDomainNotAlive):
-		code = events.CodePermanent
+		code = command.CodePermanent
 	case errors.Is(err, xen.ErrBadArgument):
-		code = events.CodeBadRequest
+		code = command.CodeBadRequest
 	}
-	return events.NewCommandError(code, err)
+	return command.NewError(code, err)
 }
 
 func epochString(e events.Epoch) string { return fmt.Sprintf("%d.%d", e.Term, e.Seq) }

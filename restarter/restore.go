@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
 )
@@ -48,7 +48,7 @@ func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreRep
 	x := &restoreRun{r: r, req: req, start: r.clock.Now(),
 		where: fmt.Sprintf("vm.restore of %s from checkpoint %s/%d on %s", req.VM, req.Group, req.Seq, r.id.Host)}
 	if err := validateRestore(req); err != nil {
-		return RestoreReply{}, events.NewCommandError(events.CodeBadRequest, fmt.Errorf("%s: %w", x.where, err))
+		return RestoreReply{}, command.NewError(command.CodeBadRequest, fmt.Errorf("%s: %w", x.where, err))
 	}
 	if err := r.admit(VerbRestore, req.VM, req.Epoch); err != nil {
 		return RestoreReply{}, err
@@ -133,7 +133,7 @@ func (x *restoreRun) checkExisting(ctx context.Context) error {
 		x.done = true
 		return nil
 	}
-	return events.NewCommandError(events.CodePermanent, fmt.Errorf(
+	return command.NewError(command.CodePermanent, fmt.Errorf(
 		"a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", x.req.VM, d.ID, d.State))
 }
 
@@ -141,7 +141,7 @@ func (x *restoreRun) checkExisting(ctx context.Context) error {
 func (x *restoreRun) fetch(ctx context.Context) error {
 	f, err := os.CreateTemp(x.r.cfg.SpoolDir, x.req.VM+"-*"+spoolSuffix)
 	if err != nil {
-		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("spool: %w", err))
+		return command.NewError(command.CodeRetryable, fmt.Errorf("spool: %w", err))
 	}
 	x.spool = f.Name()
 	began := x.r.clock.Now()
@@ -181,7 +181,7 @@ func (x *restoreRun) confirm(ctx context.Context) error {
 		err = fmt.Errorf("xl restore succeeded but no domain named %s is listed (does the image's config name another domain?)", x.req.VM)
 	}
 	if err != nil {
-		return events.NewCommandError(events.CodePermanent, err)
+		return command.NewError(command.CodePermanent, err)
 	}
 	r.mu.Lock()
 	fenced := r.fence.fenced
@@ -223,13 +223,13 @@ func (r *Restarter) failed(ctx context.Context, where string, err error) error {
 		return r.fencedError(where)
 	}
 	if err == nil || errors.Is(err, errInterrupted) {
-		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: interrupted", where))
+		return command.NewError(command.CodeRetryable, fmt.Errorf("%s: interrupted", where))
 	}
-	var ce *events.CommandError
+	var ce *command.Error
 	if !errors.As(classify(err), &ce) {
-		return events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: %w", where, err))
+		return command.NewError(command.CodeRetryable, fmt.Errorf("%s: %w", where, err))
 	}
-	return events.NewCommandError(ce.Code, fmt.Errorf("%s: %s", where, ce.Message))
+	return command.NewError(ce.Code, fmt.Errorf("%s: %s", where, ce.Message))
 }
 
 // removeLeftover destroys vm after a failed or undone restore or cold start.
@@ -246,10 +246,10 @@ func (r *Restarter) removeLeftover(ctx context.Context, vm, where string) {
 func checkConfigName(path, vm string) error {
 	cfg, err := xen.LoadConfig(path)
 	if err != nil {
-		return events.NewCommandError(events.CodePermanent, fmt.Errorf("config %s: %w", path, err))
+		return command.NewError(command.CodePermanent, fmt.Errorf("config %s: %w", path, err))
 	}
 	if cfg.Name != vm {
-		return events.NewCommandError(events.CodeBadRequest, fmt.Errorf("config %s names domain %q, not %q", path, cfg.Name, vm))
+		return command.NewError(command.CodeBadRequest, fmt.Errorf("config %s names domain %q, not %q", path, cfg.Name, vm))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/xen"
@@ -24,7 +25,7 @@ func TestRestoredVMContinuesFromExactlyTheCheckpointedProgress(t *testing.T) {
 			cp := e.makeCheckpoint(d, "vm1", "g", 3, 200)
 			a := e.agent("n2", agentOptions{driver: d})
 
-			rep, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
+			rep, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
 			if err != nil {
 				t.Fatalf("restore: %v", err)
 			}
@@ -45,7 +46,7 @@ func TestRestoredVMContinuesFromExactlyTheCheckpointedProgress(t *testing.T) {
 			if files := a.spoolFiles(); len(files) != 0 {
 				t.Fatalf("spool not emptied: %v", files)
 			}
-			if _, err := command[restarter.UnpauseReply](e, "n2", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+			if _, err := send[restarter.UnpauseReply](e, "n2", restarter.VerbUnpause, restarter.UnpauseRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 				t.Fatalf("unpause: %v", err)
 			}
 			eventstest.Eventually(t, 10*time.Second, func() bool {
@@ -63,11 +64,11 @@ func TestRestoreRetriedAfterSuccessReportsSuccessWithoutASecondCopy(t *testing.T
 	e := newEnv(t)
 	cp := e.makeCheckpoint(simDriver, "vm1", "g", 1, 50)
 	a := e.agent("n2", agentOptions{})
-	first, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
+	first, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
+	again, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -101,24 +102,24 @@ func TestCorruptImageIsRefusedAsCorruptAndNothingIsRestored(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		_, err = command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
-		if codeOf(err) != events.CodeCorrupt {
+		_, err = send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
+		if codeOf(err) != command.CodeCorrupt {
 			t.Fatalf("restore of a corrupted image: %v, want code corrupt", err)
 		}
 	})
 	t.Run("catalog checksum differs", func(t *testing.T) {
 		req := cp.request(e.next())
 		req.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
-		_, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, req)
-		if codeOf(err) != events.CodeCorrupt {
+		_, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, req)
+		if codeOf(err) != command.CodeCorrupt {
 			t.Fatalf("restore with another checksum: %v, want code corrupt", err)
 		}
 	})
 	t.Run("image missing", func(t *testing.T) {
 		req := cp.request(e.next())
 		req.ImageKey = "g/9/vm1.img"
-		_, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, req)
-		if codeOf(err) != events.CodeNotFound {
+		_, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, req)
+		if codeOf(err) != command.CodeNotFound {
 			t.Fatalf("restore of a missing image: %v, want code not_found", err)
 		}
 	})
@@ -142,8 +143,8 @@ func TestRestoreIsRefusedWhileADomainOfThatNameExists(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := a.domains()["vm1"]
-			_, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
-			if codeOf(err) != events.CodePermanent {
+			_, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(e.next()))
+			if codeOf(err) != command.CodePermanent {
 				t.Fatalf("restore over a running vm1: %v, want code permanent", err)
 			}
 			after, ok := a.domains()["vm1"]
@@ -161,18 +162,18 @@ func TestStaleEpochsAreRefused(t *testing.T) {
 	e := newEnv(t)
 	cp := e.makeCheckpoint(simDriver, "vm1", "g", 1, 50)
 	e.agent("n2", agentOptions{})
-	if _, err := command[restarter.DestroyReply](e, "n2", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: events.Epoch{Term: 5, Seq: 10}}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n2", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: events.Epoch{Term: 5, Seq: 10}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 4, Seq: 99}))
-	if codeOf(err) != events.CodeStaleEpoch {
+	_, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 4, Seq: 99}))
+	if codeOf(err) != command.CodeStaleEpoch {
 		t.Fatalf("restore of term 4 after term 5: %v, want stale_epoch", err)
 	}
-	_, err = command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 5, Seq: 9}))
-	if codeOf(err) != events.CodeStaleEpoch {
+	_, err = send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 5, Seq: 9}))
+	if codeOf(err) != command.CodeStaleEpoch {
 		t.Fatalf("restore of vm1 at 5.9 after its destroy at 5.10: %v, want stale_epoch", err)
 	}
-	if _, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 5, Seq: 11})); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 5, Seq: 11})); err != nil {
 		t.Fatalf("restore at 5.11: %v", err)
 	}
 }
@@ -186,14 +187,14 @@ func TestEpochGuardIsSharedWithTheCheckpointer(t *testing.T) {
 	// A capture of a domain that does not exist is admitted, then fails.
 	err := e.sup.Command(context.Background(), "n2", checkpointer.VerbCapture,
 		checkpointer.CaptureRequest{Group: "g", Seq: 2, VM: "absent", Epoch: events.Epoch{Term: 5, Seq: 1}}, nil, 10*time.Second)
-	if codeOf(err) != events.CodeNotFound {
+	if codeOf(err) != command.CodeNotFound {
 		t.Fatalf("capture of an absent domain: %v", err)
 	}
 	if a.guard.Term() != 5 {
 		t.Fatalf("guard term %d after a checkpoint command of term 5", a.guard.Term())
 	}
-	_, err = command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 4, Seq: 1}))
-	if codeOf(err) != events.CodeStaleEpoch {
+	_, err = send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, cp.request(events.Epoch{Term: 4, Seq: 1}))
+	if codeOf(err) != command.CodeStaleEpoch {
 		t.Fatalf("restore of term 4 after a checkpoint of term 5: %v, want stale_epoch", err)
 	}
 }
@@ -209,8 +210,8 @@ func TestMalformedRestoreIsABadRequest(t *testing.T) {
 		"bad sha256":  {VM: "a", Group: "g", Seq: 1, ImageKey: "g/1/a.img", Size: 1, SHA256: "xyz", Epoch: e.next()},
 		"config name": {VM: "a", Group: "g", Seq: 1, ImageKey: "g/1/a.img", Size: 1, SHA256: "0000000000000000000000000000000000000000000000000000000000000000", ConfigPath: e.writeCfg("other", 64), Epoch: e.next()},
 	} {
-		_, err := command[restarter.RestoreReply](e, "n2", restarter.VerbRestore, req)
-		if codeOf(err) != events.CodeBadRequest {
+		_, err := send[restarter.RestoreReply](e, "n2", restarter.VerbRestore, req)
+		if codeOf(err) != command.CodeBadRequest {
 			t.Errorf("%s: %v, want bad_request", name, err)
 		}
 	}

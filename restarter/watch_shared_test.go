@@ -66,7 +66,7 @@ func TestWatcherThroughSharedListing(t *testing.T) {
 			}
 			for i := range 3 {
 				a.waitWatchRounds(2) // vm1 seen alive
-				if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+				if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 					t.Fatalf("round %d: destroy: %v", i, err)
 				}
 				a.waitWatchRounds(3) // vm1 seen gone

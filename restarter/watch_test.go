@@ -72,18 +72,18 @@ func TestDomainDestroyedByCommandIsNotReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.waitWatchRounds(2)
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm1", Epoch: e.next()}); err != nil {
 		t.Fatal(err)
 	}
 	// vm2: restored, seen, destroyed and restored again by commands.
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 		t.Fatal(err)
 	}
 	a.waitWatchRounds(2)
-	if _, err := command[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm2", Epoch: e.next()}); err != nil {
+	if _, err := send[restarter.DestroyReply](e, "n1", restarter.VerbDestroy, restarter.DestroyRequest{VM: "vm2", Epoch: e.next()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := command[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
+	if _, err := send[restarter.RestoreReply](e, "n1", restarter.VerbRestore, cp.request(e.next())); err != nil {
 		t.Fatal(err)
 	}
 	a.waitWatchRounds(5)
@@ -113,7 +113,7 @@ func TestFailureIDIsDeterministic(t *testing.T) {
 // it is not reported. The named VM it was or becomes is watched as usual.
 func TestUnnamedDomainIsNotReported(t *testing.T) {
 	e := newEnv(t)
-	logs := &logLines{}
+	logs := &eventstest.LogBuffer{}
 	a := e.agent("n1", agentOptions{logs: logs})
 	a.hv.plantUnnamed(42)
 	a.waitWatchRounds(3) // listed alive, unnamed
@@ -127,10 +127,10 @@ func TestUnnamedDomainIsNotReported(t *testing.T) {
 	}
 	eventstest.Eventually(t, 10*time.Second, func() bool { return len(e.vmFailed("vm1")) > 0 }, "no vm.failed for vm1")
 	a.waitWatchRounds(3)
-	if got := logs.containing("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
+	if got := logs.Lines("vm failed"); len(got) != 1 || !strings.Contains(got[0], "vm=vm1") {
 		t.Fatalf("want one vm failed, for vm1; logged:\n%s", strings.Join(got, ""))
 	}
-	if got := logs.containing("dropping"); len(got) != 0 {
+	if got := logs.Lines("dropping"); len(got) != 0 {
 		t.Fatalf("dropped reports:\n%s", strings.Join(got, ""))
 	}
 }

@@ -178,7 +178,7 @@ func TestWatchdogPetsStopWhenTheLeaseIsStaleAndTheFenceCannotComplete(t *testing
 			a.hv.mu.Unlock()
 			a.waitRenewed()
 
-			e.srv.stop() // the host loses the bus
+			e.srv.Stop() // the host loses the bus
 			eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced }, "no self-fence")
 			last := a.r.LastRenewal()
 			eventstest.Eventually(t, 5*time.Second, func() bool { return time.Since(last) > f.SelfTimeout }, "clock stuck")
@@ -221,7 +221,7 @@ func TestWatchdogPetsContinueAfterACompletedSelfFence(t *testing.T) {
 	}
 	a.waitRenewed()
 
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced && len(a.domains()) == 0 }, "no self-fence")
 	last := a.r.LastRenewal()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return time.Since(last) > f.SelfTimeout }, "clock stuck")
@@ -241,7 +241,7 @@ func TestWatchdogPetsStopWhenAStrayDomainSurvivesTheFence(t *testing.T) {
 	f := watchdogFence(dev)
 	a := e.agent("n1", agentOptions{fence: f})
 	a.waitRenewed()
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced }, "no self-fence")
 	last := a.r.LastRenewal()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return time.Since(last) > f.SelfTimeout }, "clock stuck")
@@ -280,7 +280,7 @@ func TestNoWatchdogNoPets(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.waitRenewed()
-	e.srv.stop()
+	e.srv.Stop()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return a.r.FenceStatus().Fenced && len(a.domains()) == 0 }, "no self-fence")
 	last := a.r.LastRenewal()
 	eventstest.Eventually(t, 5*time.Second, func() bool { return time.Since(last) > f.SelfTimeout }, "clock stuck")

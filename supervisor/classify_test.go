@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -18,12 +18,12 @@ func TestAgentErrorCodesMapToCoreOutcomes(t *testing.T) {
 		want core.Outcome
 	}{
 		{nil, core.OutcomeOK},
-		{&events.CommandError{Code: events.CodeRetryable, Message: "toolstack busy"}, core.OutcomeRetryable},
-		{&events.CommandError{Code: events.CodeNotReady, Message: "n1 self-fenced"}, core.OutcomeHostNotReady},
-		{&events.CommandError{Code: events.CodePermanent, Message: "no memory"}, core.OutcomePermanent},
-		{&events.CommandError{Code: events.CodeBadRequest, Message: "no vm"}, core.OutcomePermanent},
-		{&events.CommandError{Code: events.CodeCorrupt, Message: "sha256"}, core.OutcomeImageCorrupt},
-		{&events.CommandError{Code: events.CodeStaleEpoch, Message: "newer term"}, ""},
+		{&command.Error{Code: command.CodeRetryable, Message: "toolstack busy"}, core.OutcomeRetryable},
+		{&command.Error{Code: command.CodeNotReady, Message: "n1 self-fenced"}, core.OutcomeHostNotReady},
+		{&command.Error{Code: command.CodePermanent, Message: "no memory"}, core.OutcomePermanent},
+		{&command.Error{Code: command.CodeBadRequest, Message: "no vm"}, core.OutcomePermanent},
+		{&command.Error{Code: command.CodeCorrupt, Message: "sha256"}, core.OutcomeImageCorrupt},
+		{&command.Error{Code: command.CodeStaleEpoch, Message: "newer term"}, ""},
 		{errors.New("nats: timeout"), core.OutcomeRetryable},
 	} {
 		if got, _ := classify(tc.err); got != tc.want {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/restarter/protocol"
 	"github.com/xenft/xenft/supervisor/core"
 )
@@ -107,8 +108,8 @@ func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, stri
 		return d.fence(ctx, a)
 	case core.DestroyVM:
 		err = s.bus.Command(ctx, a.Host, protocol.VerbDestroy, protocol.DestroyRequest{VM: a.VM, Epoch: epochOf(a.Epoch)}, nil, timeout)
-		var ce *events.CommandError
-		if errors.As(err, &ce) && ce.Code == events.CodeNotFound {
+		var ce *command.Error
+		if errors.As(err, &ce) && ce.Code == command.CodeNotFound {
 			return core.OutcomeOK, "" // the goal is no copy there
 		}
 	case core.RestoreVM:
@@ -117,8 +118,8 @@ func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, stri
 			return core.OutcomeImageCorrupt, rerr.Error()
 		}
 		err = s.bus.Command(ctx, a.Host, protocol.VerbRestore, req, nil, timeout)
-		var ce *events.CommandError
-		if errors.As(err, &ce) && ce.Code == events.CodeNotFound {
+		var ce *command.Error
+		if errors.As(err, &ce) && ce.Code == command.CodeNotFound {
 			return core.OutcomeImageCorrupt, err.Error()
 		}
 	case core.ColdStartVM:
@@ -143,19 +144,19 @@ func classify(err error) (core.Outcome, string) {
 	if err == nil {
 		return core.OutcomeOK, ""
 	}
-	var ce *events.CommandError
+	var ce *command.Error
 	if !errors.As(err, &ce) {
 		return core.OutcomeRetryable, err.Error()
 	}
 	switch ce.Code {
-	case events.CodeStaleEpoch:
+	case command.CodeStaleEpoch:
 		return "", ce.Error()
-	case events.CodeRetryable:
+	case command.CodeRetryable:
 		return core.OutcomeRetryable, ce.Error()
-	case events.CodeNotReady:
+	case command.CodeNotReady:
 		// Not the VM's failure: the core does not count it as an attempt.
 		return core.OutcomeHostNotReady, ce.Error()
-	case events.CodeCorrupt:
+	case command.CodeCorrupt:
 		return core.OutcomeImageCorrupt, ce.Error()
 	}
 	return core.OutcomePermanent, ce.Error()

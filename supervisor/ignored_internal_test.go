@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter/protocol"
 	"github.com/xenft/xenft/store"
@@ -30,7 +31,7 @@ func TestStaleEpochReplyIsCountedAndLogged(t *testing.T) {
 	var guard events.EpochGuard
 	_ = guard.Admit(events.Epoch{Term: 7})
 	go func() {
-		served <- agent.ServeCommands(ctx, "n1", map[string]events.CommandHandler{
+		served <- agent.ServeCommands(ctx, "n1", map[string]command.Handler{
 			protocol.VerbDestroy: func(_ context.Context, req json.RawMessage) (any, error) {
 				var r protocol.DestroyRequest
 				if err := json.Unmarshal(req, &r); err != nil {

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/internal/clock"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
@@ -146,23 +146,12 @@ func New(hv Hypervisor, st store.ImageStore, cfg Config, guard *events.EpochGuar
 }
 
 // Handlers returns the executor's command handlers, keyed by verb.
-func (x *Executor) Handlers() map[string]events.CommandHandler {
-	return map[string]events.CommandHandler{
-		checkpointer.VerbCapture: decoded(x.Capture),
-		checkpointer.VerbResume:  decoded(x.Resume),
-		checkpointer.VerbUpload:  decoded(x.Upload),
-		checkpointer.VerbAbort:   decoded(x.Abort),
-	}
-}
-
-// decoded adapts a typed handler to a CommandHandler.
-func decoded[Req, Rep any](f func(context.Context, Req) (Rep, error)) events.CommandHandler {
-	return func(ctx context.Context, raw json.RawMessage) (any, error) {
-		var req Req
-		if err := json.Unmarshal(raw, &req); err != nil {
-			return nil, events.NewCommandError(events.CodeBadRequest, err)
-		}
-		return f(ctx, req)
+func (x *Executor) Handlers() map[string]command.Handler {
+	return map[string]command.Handler{
+		checkpointer.VerbCapture: command.Typed(x.Capture),
+		checkpointer.VerbResume:  command.Typed(x.Resume),
+		checkpointer.VerbUpload:  command.Typed(x.Upload),
+		checkpointer.VerbAbort:   command.Typed(x.Abort),
 	}
 }
 
@@ -178,12 +167,12 @@ func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (
 	x.mu.Lock()
 	if _, gone := x.aborted[abortKey{r.VM, r.Group, r.Seq}]; gone {
 		x.mu.Unlock()
-		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d was aborted", r.VM, r.Group, r.Seq))
+		return checkpointer.CaptureReply{}, command.NewError(command.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d was aborted", r.VM, r.Group, r.Seq))
 	}
 	if old, ok := x.captures[r.VM]; ok {
 		if old.paused || old.uploading {
 			x.mu.Unlock()
-			return checkpointer.CaptureReply{}, events.NewCommandError(events.CodeRetryable,
+			return checkpointer.CaptureReply{}, command.NewError(command.CodeRetryable,
 				fmt.Errorf("%s is held by checkpoint %s/%d", r.VM, old.group, old.seq))
 		}
 		_ = os.Remove(old.spool) // an older capture never uploaded: superseded
@@ -207,7 +196,7 @@ func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (
 	x.mu.Unlock()
 	if aborted { // the coordinator gave up while we saved
 		x.abort(context.WithoutCancel(ctx), r.VM, c)
-		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d aborted during capture", r.VM, r.Group, r.Seq))
+		return checkpointer.CaptureReply{}, command.NewError(command.CodePermanent, fmt.Errorf("%s: checkpoint %s/%d aborted during capture", r.VM, r.Group, r.Seq))
 	}
 	rep := checkpointer.CaptureReply{CaptureMs: x.clock.Since(start).Milliseconds()}
 
@@ -219,7 +208,7 @@ func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (
 	x.mu.Unlock()
 	if err != nil {
 		x.abort(context.WithoutCancel(ctx), r.VM, c)
-		return checkpointer.CaptureReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("snapshot hook for %s: %w", r.VM, err))
+		return checkpointer.CaptureReply{}, command.NewError(command.CodePermanent, fmt.Errorf("snapshot hook for %s: %w", r.VM, err))
 	}
 	rep.DiskSnapshot = snap
 	if r.ResumeEarly {
@@ -254,10 +243,10 @@ func (x *Executor) expire(vm string, c *capture, after time.Duration) {
 func (x *Executor) held(vm, group string, seq uint64) (*capture, error) {
 	c, ok := x.captures[vm]
 	if !ok || !c.is(group, seq) {
-		return nil, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s holds no capture of checkpoint %s/%d", vm, group, seq))
+		return nil, command.NewError(command.CodePermanent, fmt.Errorf("%s holds no capture of checkpoint %s/%d", vm, group, seq))
 	}
 	if c.expired {
-		return nil, events.NewCommandError(events.CodePermanent, fmt.Errorf("%s: max pause expired during checkpoint %s/%d", vm, group, seq))
+		return nil, command.NewError(command.CodePermanent, fmt.Errorf("%s: max pause expired during checkpoint %s/%d", vm, group, seq))
 	}
 	return c, nil
 }
@@ -321,12 +310,12 @@ func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (ch
 	start := x.clock.Now()
 	f, err := os.Open(c.spool)
 	if err != nil {
-		return checkpointer.UploadReply{}, events.NewCommandError(events.CodePermanent, fmt.Errorf("spooled image of %s: %w", r.VM, err))
+		return checkpointer.UploadReply{}, command.NewError(command.CodePermanent, fmt.Errorf("spooled image of %s: %w", r.VM, err))
 	}
 	info, err := x.store.Put(ctx, r.ImageKey, f)
 	f.Close()
 	if err != nil {
-		return checkpointer.UploadReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("store %s: %w", r.ImageKey, err))
+		return checkpointer.UploadReply{}, command.NewError(command.CodeRetryable, fmt.Errorf("store %s: %w", r.ImageKey, err))
 	}
 	x.drop(r.VM, c)
 	return checkpointer.UploadReply{Size: info.Size, SHA256: info.SHA256, UploadMs: x.clock.Since(start).Milliseconds()}, nil
@@ -357,7 +346,7 @@ func (x *Executor) Abort(ctx context.Context, r checkpointer.AbortRequest) (chec
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		return checkpointer.ResumeReply{}, events.NewCommandError(events.CodeRetryable, fmt.Errorf("%s: capture still running: %w", r.VM, ctx.Err()))
+		return checkpointer.ResumeReply{}, command.NewError(command.CodeRetryable, fmt.Errorf("%s: capture still running: %w", r.VM, ctx.Err()))
 	}
 	x.abort(ctx, r.VM, c)
 	return checkpointer.ResumeReply{}, nil
@@ -405,11 +394,11 @@ func (x *Executor) Close(ctx context.Context) {
 func classify(err error) error {
 	switch {
 	case errors.Is(err, xen.ErrDomainNotFound):
-		return events.NewCommandError(events.CodeNotFound, err)
+		return command.NewError(command.CodeNotFound, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, xen.ErrTimeout):
-		return events.NewCommandError(events.CodeRetryable, err)
+		return command.NewError(command.CodeRetryable, err)
 	}
-	return events.NewCommandError(events.CodeRetryable, err)
+	return command.NewError(command.CodeRetryable, err)
 }
 
 func checkpointID(group string, seq uint64) string { return group + "/" + strconv.FormatUint(seq, 10) }

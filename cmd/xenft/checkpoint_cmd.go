@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,36 +28,30 @@ func newCheckpointNowCommand(a *app) *cobra.Command {
 	var group string
 	var wait bool
 	var timeout time.Duration
-	now := &cobra.Command{
-		Use:   "now",
-		Short: "Ask the leading supervisor for a checkpoint of a group now",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	now := a.busCommand(&cobra.Command{Use: "now", Short: "Ask the leading supervisor for a checkpoint of a group now", Args: cobra.NoArgs}, busCall{
+		check: func(*cobra.Command, []string) error {
 			if group == "" {
 				return usageErrorf("--group: required")
 			}
-			if err := a.setup(cmd, validateBus); err != nil {
+			return nil
+		},
+		run: func(cmd *cobra.Command, _ []string, bus *events.Bus) error {
+			rep, err := supervisor.RequestCheckpoint(cmd.Context(), bus, group, wait, timeout)
+			if err != nil {
 				return err
 			}
-			return withBus(cmd.Context(), a, func(bus *events.Bus) error {
-				rep, err := supervisor.RequestCheckpoint(cmd.Context(), bus, group, wait, timeout)
-				if err != nil {
-					return err
-				}
-				if rep.Record == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "checkpoint of %s started (see: xenft checkpoint list --group %s)\n", group, group)
-					return nil
-				}
-				r := rep.Record
-				fmt.Fprintf(cmd.OutOrStdout(), "checkpoint %s/%d committed: %d members, %s\n", r.Group, r.Seq, len(r.Members), r.Updated.Sub(r.Created).Round(time.Millisecond))
+			if rep.Record == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "checkpoint of %s started (see: xenft checkpoint list --group %s)\n", group, group)
 				return nil
-			})
+			}
+			r := rep.Record
+			fmt.Fprintf(cmd.OutOrStdout(), "checkpoint %s/%d committed: %d members, %s\n", r.Group, r.Seq, len(r.Members), r.Updated.Sub(r.Created).Round(time.Millisecond))
+			return nil
 		},
-	}
+	})
 	now.Flags().StringVar(&group, "group", "", "group to checkpoint (required)")
 	now.Flags().BoolVar(&wait, "wait", false, "wait until it is committed or aborted")
 	now.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "how long to wait with --wait")
-	addBusFlags(a, now)
 	return now
 }
 
@@ -66,44 +59,37 @@ func newCheckpointNowCommand(a *app) *cobra.Command {
 func newCheckpointListCommand(a *app) *cobra.Command {
 	var listGroup string
 	var asJSON bool
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List checkpoints (all groups, or --group)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.setup(cmd, validateBus); err != nil {
-				return err
+	list := a.busCommand(&cobra.Command{Use: "list", Short: "List checkpoints (all groups, or --group)", Args: cobra.NoArgs}, busCall{
+		run: withCatalog(func(cmd *cobra.Command, _ []string, cat *checkpointer.Catalog, _ *events.Bus) error {
+			groups := []string{listGroup}
+			if listGroup == "" {
+				var err error
+				if groups, err = cat.Groups(cmd.Context()); err != nil {
+					return err
+				}
 			}
-			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, _ *events.Bus) error {
-				groups := []string{listGroup}
-				if listGroup == "" {
-					var err error
-					if groups, err = cat.Groups(cmd.Context()); err != nil {
-						return err
-					}
+			var all []checkpointer.Record
+			for _, g := range groups {
+				recs, err := cat.List(cmd.Context(), g)
+				if err != nil {
+					return err
 				}
-				var all []checkpointer.Record
-				for _, g := range groups {
-					recs, err := cat.List(cmd.Context(), g)
-					if err != nil {
-						return err
-					}
-					all = append(all, recs...)
-				}
-				return printRecords(cmd.OutOrStdout(), all, asJSON)
-			})
-		},
-	}
+				all = append(all, recs...)
+			}
+			return printRecords(cmd.OutOrStdout(), all, asJSON)
+		}),
+	})
 	list.Flags().StringVar(&listGroup, "group", "", "only this group")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	addBusFlags(a, list)
 	return list
 }
 
 // newCheckpointShowCommand is `xenft checkpoint show`.
 func newCheckpointShowCommand(a *app) *cobra.Command {
 	var showJSON bool
-	show := &cobra.Command{
+	var group string
+	var seq uint64
+	show := a.busCommand(&cobra.Command{
 		Use:   "show GROUP [SEQ]",
 		Short: "Show one checkpoint and its images (GROUP SEQ, GROUP/SEQ as list prints it, or GROUP for its latest committed)",
 		Args: func(_ *cobra.Command, args []string) error {
@@ -112,73 +98,61 @@ func newCheckpointShowCommand(a *app) *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			group, seq, err := parseCheckpointRef(args)
+	}, busCall{
+		check: func(_ *cobra.Command, args []string) (err error) {
+			group, seq, err = parseCheckpointRef(args)
+			return err
+		},
+		run: withCatalog(func(cmd *cobra.Command, _ []string, cat *checkpointer.Catalog, _ *events.Bus) error {
+			var r checkpointer.Record
+			var err error
+			if seq == 0 {
+				r, err = cat.Latest(cmd.Context(), group)
+			} else {
+				r, err = cat.Get(cmd.Context(), group, seq)
+			}
 			if err != nil {
 				return err
 			}
-			if err := a.setup(cmd, validateBus); err != nil {
-				return err
-			}
-			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, _ *events.Bus) error {
-				var r checkpointer.Record
-				var err error
-				if seq == 0 {
-					r, err = cat.Latest(cmd.Context(), group)
-				} else {
-					r, err = cat.Get(cmd.Context(), group, seq)
-				}
-				if err != nil {
-					return err
-				}
-				if showJSON {
-					return json.NewEncoder(cmd.OutOrStdout()).Encode(r)
-				}
-				printRecord(cmd.OutOrStdout(), r)
-				return nil
-			})
-		},
-	}
+			return printReply(cmd.OutOrStdout(), showJSON, r, func(out io.Writer) { printRecord(out, r) })
+		}),
+	})
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
-	addBusFlags(a, show)
 	return show
 }
 
 // newCheckpointVerifyCommand is `xenft checkpoint verify`.
 func newCheckpointVerifyCommand(a *app) *cobra.Command {
-	verify := &cobra.Command{
-		Use:   "verify GROUP",
-		Short: "Read every image of the group's committed checkpoints and report the latest that verifies",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.setup(cmd, validateBus, validateStore); err != nil {
-				return err
+	verify := a.busCommand(&cobra.Command{Use: "verify GROUP", Short: "Read every image of the group's committed checkpoints and report the latest that verifies", Args: cobra.ExactArgs(1)}, busCall{
+		configured: func(cfg Config) error {
+			if err := validateStore(cfg); err != nil {
+				return asUsage(err)
 			}
-			if c := a.cfg.Store; c.Backend != "nats" {
+			if c := cfg.Store; c.Backend != "nats" {
 				// Verifying reads; it must not create an empty store where
 				// none was (NewDir would) and then report every image lost.
 				if fi, err := os.Stat(c.Dir); err != nil || !fi.IsDir() {
 					return fmt.Errorf("store.dir: %q is not a directory of images", c.Dir)
 				}
 			}
-			return withCatalog(cmd.Context(), a, func(cat *checkpointer.Catalog, bus *events.Bus) error {
-				st, err := openStore(cmd.Context(), a.cfg.Store, bus)
-				if err != nil {
-					return err
-				}
-				r, rejected, err := cat.LatestVerified(cmd.Context(), args[0], st)
-				for _, rj := range rejected {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s/%d: REJECTED: %v\n", args[0], rj.Seq, rj.Reason)
-				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s/%d: verified (%d images): the group rolls back to it\n", r.Group, r.Seq, len(r.Members))
-				return nil
-			})
+			return nil
 		},
-	}
-	addBusFlags(a, verify)
+		run: withCatalog(func(cmd *cobra.Command, args []string, cat *checkpointer.Catalog, bus *events.Bus) error {
+			st, err := openStore(cmd.Context(), a.cfg.Store, bus)
+			if err != nil {
+				return err
+			}
+			r, rejected, err := cat.LatestVerified(cmd.Context(), args[0], st)
+			for _, rj := range rejected {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s/%d: REJECTED: %v\n", args[0], rj.Seq, rj.Reason)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s/%d: verified (%d images): the group rolls back to it\n", r.Group, r.Seq, len(r.Members))
+			return nil
+		}),
+	})
 	// The images are read where the agents wrote them; without a shared
 	// config file (a `xenft up --data D` demo, a quick look from a login
 	// node) the store is named here.
@@ -209,27 +183,6 @@ func parseCheckpointRef(args []string) (group string, seq uint64, err error) {
 		return "", 0, usageErrorf("SEQ: %q is not a checkpoint number", num)
 	}
 	return group, seq, nil
-}
-
-func withBus(ctx context.Context, a *app, f func(*events.Bus) error) error {
-	cfg := a.cfg.Bus
-	cfg.ClientName = "xenft-cli"
-	bus, err := events.Connect(cfg, a.log)
-	if err != nil {
-		return err
-	}
-	defer bus.Close()
-	return f(bus)
-}
-
-func withCatalog(ctx context.Context, a *app, f func(*checkpointer.Catalog, *events.Bus) error) error {
-	return withBus(ctx, a, func(bus *events.Bus) error {
-		kv, err := bus.KV(ctx, bus.Names().Checkpoints())
-		if err != nil {
-			return fmt.Errorf("%w (has a supervisor or server run against this bus?)", err)
-		}
-		return f(checkpointer.NewCatalog(kv), bus)
-	})
 }
 
 func printRecords(out io.Writer, recs []checkpointer.Record, asJSON bool) error {

@@ -160,7 +160,8 @@ type publishOptions struct {
 
 func newPublishCommand(a *app) *cobra.Command {
 	var o publishOptions
-	cmd := &cobra.Command{
+	var ev events.Event
+	cmd := a.busCommand(&cobra.Command{
 		Use:   "publish",
 		Short: "Validate and publish one event",
 		Long: `Publishes one CloudEvent on the stream after checking it against the type's
@@ -170,21 +171,13 @@ standard input.`,
 		Example: `  xenft event publish --type node.fault --subject host/n3 \
       --data '{"host":"n3","severity":"fatal","reason":"IPMI: PSU failure"}'`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ev, err := buildEvent(o, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			if err := a.setup(cmd, validateBus); err != nil {
-				return err
-			}
-			cfg := a.cfg.Bus
-			cfg.ClientName = "xenft-event-publish"
-			bus, err := events.Connect(cfg, a.log)
-			if err != nil {
-				return err
-			}
-			defer bus.Close()
+	}, busCall{
+		check: func(cmd *cobra.Command, _ []string) (err error) {
+			ev, err = buildEvent(o, cmd.InOrStdin())
+			return err
+		},
+		client: "xenft-event-publish",
+		run: func(cmd *cobra.Command, _ []string, bus *events.Bus) error {
 			ack, err := bus.PublishAck(cmd.Context(), ev)
 			if err != nil {
 				return err
@@ -196,14 +189,13 @@ standard input.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "published %s %s id=%s seq=%d%s\n", ev.Type.Short(), ev.Subject, ev.ID, ack.Sequence, note)
 			return nil
 		},
-	}
+	})
 	f := cmd.Flags()
 	f.StringVar(&o.typ, "type", "", "event type, e.g. node.fault (required)")
 	f.StringVar(&o.subject, "subject", "", "CloudEvents subject, e.g. host/n3 (required)")
 	f.StringVar(&o.data, "data", "", "event data as JSON, @FILE or - (required)")
 	f.StringVar(&o.id, "id", "", "event id (default: random); the stream drops a repeated id")
 	f.StringVar(&o.source, "source", "", "CloudEvents source (default: xenft-cli/<hostname>)")
-	addBusFlags(a, cmd)
 	return cmd
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -58,31 +57,18 @@ type statusGroup struct {
 
 func newStatusCommand(a *app) *cobra.Command {
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the leader, hosts, VMs (host, state, checkpoint, progress) and groups",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.setup(cmd, validateBus); err != nil {
+	cmd := a.busCommand(&cobra.Command{Use: "status", Short: "Show the leader, hosts, VMs (host, state, checkpoint, progress) and groups", Args: cobra.NoArgs}, busCall{
+		run: func(cmd *cobra.Command, _ []string, bus *events.Bus) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			rep, err := collectStatus(ctx, bus)
+			if err != nil {
 				return err
 			}
-			return withBus(cmd.Context(), a, func(bus *events.Bus) error {
-				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-				defer cancel()
-				rep, err := collectStatus(ctx, bus)
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
-				}
-				printStatus(cmd.OutOrStdout(), rep)
-				return nil
-			})
+			return printReply(cmd.OutOrStdout(), asJSON, rep, func(out io.Writer) { printStatus(out, rep) })
 		},
-	}
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	addBusFlags(a, cmd)
 	return cmd
 }
 

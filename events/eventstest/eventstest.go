@@ -5,6 +5,7 @@ package eventstest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -120,12 +121,23 @@ func BusLogged(t testing.TB, s *embedded.Server, log hclog.Logger) *events.Bus {
 // test with msg. Tests wait on conditions, never on bare sleeps.
 func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
+	Poll(t, timeout, 10*time.Millisecond, cond, func() string {
+		return fmt.Sprintf("timed out after %s: "+msg, append([]any{timeout}, args...)...)
+	})
+}
+
+// Poll is the tests' one wait-until loop: it calls cond every interval
+// until cond returns true, and fails the test with what's text once timeout
+// has passed. what is called only then, so it can show the last value cond
+// saw.
+func Poll(t testing.TB, timeout, interval time.Duration, cond func() bool, what func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: "+msg, append([]any{timeout}, args...)...)
+			t.Fatal(what())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
@@ -136,17 +148,10 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 func NoGoroutines(t testing.TB, timeout time.Duration, funcs ...string) {
 	t.Helper()
 	var leaked string
-	deadline := time.Now().Add(timeout)
-	for {
+	Poll(t, timeout, 10*time.Millisecond, func() bool {
 		leaked = goroutineMentioning(funcs)
-		if leaked == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutine leaked:\n%s", leaked)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return leaked == ""
+	}, func() string { return "goroutine leaked:\n" + leaked })
 }
 
 func goroutineMentioning(funcs []string) string {

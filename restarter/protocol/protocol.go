@@ -9,7 +9,8 @@
 // Every request carries the sender's epoch; the agent refuses an epoch whose
 // term is older than one it has obeyed (events.EpochGuard, shared with the
 // checkpointer) and, per VM, an epoch older than the newest it has obeyed for
-// that VM. Failures come back as *events.CommandError with these codes:
+// that VM. Failures come back as *command.Error (package events/command)
+// with these codes:
 //
 //	vm.restore    not_found: no image under image_key; corrupt: the image's
 //	              size or sha256 differ from the request; permanent: a domain

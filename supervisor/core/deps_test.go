@@ -4,22 +4,19 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/xenft/xenft/internal/deptest"
 )
 
 // The decision core must stay pure (tailscale's tstest/deptest style): the
 // whole dependency graph of the package excludes the bus, the network, process
 // execution, the hypervisor and the logger.
 func TestDepsArePure(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
 	forbidden := func(p string) bool {
 		switch p {
 		case "net", "os/exec", "log", "log/slog", "math/rand", "math/rand/v2",
@@ -29,11 +26,7 @@ func TestDepsArePure(t *testing.T) {
 		}
 		return strings.HasPrefix(p, "github.com/nats-io/") || strings.HasPrefix(p, "net/")
 	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 5 {
-		t.Fatalf("go list -deps listed only %v", deps)
-	}
-	for _, p := range deps {
+	for _, p := range deptest.Deps(t, ".") {
 		if forbidden(p) {
 			t.Errorf("supervisor/core depends on %s", p)
 		}

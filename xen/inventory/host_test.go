@@ -6,13 +6,14 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/xen/inventory"
+	"github.com/xenft/xenft/xen/xentest"
 )
 
 // The beacon reports what xl lists, as xl lists it, and xl's errors.
 func TestHostReportsTheDriversListing(t *testing.T) {
-	h := newFakeHost(t)
-	h.boot(t, "web", 256)
-	inv := inventory.Host{Driver: h.xl}
+	h := xentest.NewFakeHost(t, "n1")
+	h.Boot(t, "web", 256)
+	inv := inventory.Host{Driver: h.XL}
 	ctx := context.Background()
 
 	doms, err := inv.Domains(ctx)
@@ -23,7 +24,7 @@ func TestHostReportsTheDriversListing(t *testing.T) {
 	if len(doms) != 1 || doms[0] != want {
 		t.Fatalf("domains %+v, want [%+v]", doms, want)
 	}
-	info, err := h.xl.HostInfo(ctx)
+	info, err := h.XL.HostInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,11 +33,11 @@ func TestHostReportsTheDriversListing(t *testing.T) {
 		t.Fatalf("free memory %d, %v; want %d", free, err, info.FreeMemoryMiB)
 	}
 
-	h.fault(t, "list", "fail")
+	h.Fault(t, "list", "fail")
 	if doms, err := inv.Domains(ctx); err == nil {
 		t.Fatalf("a failing xl list gave %+v, want an error", doms)
 	}
-	h.fault(t, "info", "fail")
+	h.Fault(t, "info", "fail")
 	if _, err := inv.FreeMemoryMiB(ctx); err == nil {
 		t.Fatal("a failing xl info gave no error")
 	}

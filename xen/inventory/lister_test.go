@@ -11,6 +11,7 @@ import (
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/xen"
 	"github.com/xenft/xenft/xen/inventory"
+	"github.com/xenft/xenft/xen/xentest"
 )
 
 // gated is the fake xl behind a gate: every List records when it was
@@ -101,9 +102,9 @@ func listAll(ctx context.Context, l *inventory.Lister, n int, since time.Time) <
 // Callers that arrive while a listing they accept is running share it: one
 // xl list for all of them, and each gets its own copy of the domains.
 func TestListerCoalescesConcurrentCallers(t *testing.T) {
-	h := newFakeHost(t)
-	h.boot(t, "web", 64)
-	g := &gated{xl: h.xl}
+	h := xentest.NewFakeHost(t, "n1")
+	h.Boot(t, "web", 64)
+	g := &gated{xl: h.XL}
 	l := newLister(t, g, 10*time.Second)
 
 	open := g.shut()
@@ -139,8 +140,8 @@ func TestListerCoalescesConcurrentCallers(t *testing.T) {
 // and not one in flight that began too early, which it lets end and then
 // follows with its own. A domain created before the bound is always there.
 func TestListerNeverServesOlderThanTheBound(t *testing.T) {
-	h := newFakeHost(t)
-	g := &gated{xl: h.xl}
+	h := xentest.NewFakeHost(t, "n1")
+	g := &gated{xl: h.XL}
 	l := newLister(t, g, 10*time.Second)
 	ctx := context.Background()
 
@@ -148,7 +149,7 @@ func TestListerNeverServesOlderThanTheBound(t *testing.T) {
 	if err != nil || len(first.Domains) != 0 {
 		t.Fatalf("first listing %v, %v; want none", names(first.Domains), err)
 	}
-	h.boot(t, "web", 64)
+	h.Boot(t, "web", 64)
 	since := time.Now()
 	ls, err := l.List(ctx, since)
 	if err != nil || ls.Begun.Before(since) || !slices.Equal(names(ls.Domains), []string{"web"}) {
@@ -159,7 +160,7 @@ func TestListerNeverServesOlderThanTheBound(t *testing.T) {
 	open := g.shut()
 	early := listAll(ctx, l, 1, time.Now())
 	eventstest.Eventually(t, 10*time.Second, func() bool { return g.calls() == 3 }, "no listing in flight")
-	h.boot(t, "db", 64)
+	h.Boot(t, "db", 64)
 	since = time.Now()
 	late := listAll(ctx, l, 1, since)
 	open()
@@ -210,16 +211,16 @@ func TestListerFailureReachesEveryWaiterAndIsNotCached(t *testing.T) {
 		{"hang", xen.ErrTimeout},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
-			h := newFakeHost(t)
-			h.boot(t, "web", 64)
-			g := &gated{xl: h.xl}
+			h := xentest.NewFakeHost(t, "n1")
+			h.Boot(t, "web", 64)
+			g := &gated{xl: h.XL}
 			l := newLister(t, g, 2*time.Second)
 			ctx := context.Background()
 			if _, err := l.List(ctx, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 
-			h.fault(t, "list", tc.fault)
+			h.Fault(t, "list", tc.fault)
 			open := g.shut()
 			const n = 5
 			answers := listAll(ctx, l, n, time.Now())
@@ -255,11 +256,11 @@ func TestListerFailureReachesEveryWaiterAndIsNotCached(t *testing.T) {
 // up, the listing is stopped (the hung xl killed), and the next caller
 // starts afresh.
 func TestListerAbandonedListingIsStopped(t *testing.T) {
-	h := newFakeHost(t)
-	h.boot(t, "web", 64)
-	g := &gated{xl: h.xl}
+	h := xentest.NewFakeHost(t, "n1")
+	h.Boot(t, "web", 64)
+	g := &gated{xl: h.XL}
 	l := newLister(t, g, time.Minute)
-	h.fault(t, "list", "hang")
+	h.Fault(t, "list", "hang")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -279,8 +280,8 @@ func TestListerAbandonedListingIsStopped(t *testing.T) {
 // Listed signals each successful listing; Close ends a listing in flight and
 // every later call.
 func TestListerSignalsListingsAndCloses(t *testing.T) {
-	h := newFakeHost(t)
-	g := &gated{xl: h.xl}
+	h := xentest.NewFakeHost(t, "n1")
+	g := &gated{xl: h.XL}
 	l, err := inventory.NewLister(g, time.Minute)
 	if err != nil {
 		t.Fatal(err)
