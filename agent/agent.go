@@ -30,6 +30,11 @@ type Config struct {
 	Checkpoint executor.Config
 	// Restarter configures restores and the self-fence (agent.restarter).
 	Restarter restarter.Config
+	// StateDir keeps what the agent must remember across restarts: the
+	// newest leader term it obeyed (synced before it obeys a newer one).
+	// Empty keeps it in memory only, for tests and benchmarks; `xenft agent`
+	// always sets it (agent.state_dir).
+	StateDir string
 	// CommandWorkers bounds the commands served at once; 0 means 32.
 	CommandWorkers int
 	// Clock is what every part reads the time on; nil means the
@@ -60,7 +65,10 @@ func New(cfg Config, hv xen.Hypervisor, bus *events.Bus, st store.ImageStore, lo
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
-	guard := &events.EpochGuard{} // shared: a command of term N makes every older term stale here
+	guard, err := epochGuard(cfg.StateDir) // shared: a command of term N makes every older term stale here
+	if err != nil {
+		return nil, err
+	}
 	// The watcher asks for a listing begun after it read its command
 	// generation (so it drives one a watch_interval); the beacon is
 	// signalled after each and takes it, or lists itself when the watcher

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -102,3 +103,5 @@ func TestAnAgentRunsEveryPartAndStopsThemAll(t *testing.T) {
 	done <- nil // for the deferred receive
 	eventstest.NoGoroutines(t, 10*time.Second, "xenft/agent.", "xenft/detector.(*Beacon)", "xenft/restarter.(*Restarter)", "xenft/checkpointer/executor.")
 }
+
+func jsonInto(b []byte, v any) bool { return json.Unmarshal(b, v) == nil }

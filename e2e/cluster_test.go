@@ -322,6 +322,7 @@ func (c *cluster) startAgent(host string) {
 	c.t.Helper()
 	env := append(slices.Clone(c.env), c.xlEnv(host)...)
 	env = append(env,
+		"XENFT_AGENT_STATE_DIR="+filepath.Join(c.dir, "state-"+host),
 		"XENFT_AGENT_CHECKPOINT_SPOOL_DIR="+filepath.Join(c.dir, "spool-"+host),
 		"XENFT_AGENT_RESTARTER_SPOOL_DIR="+filepath.Join(c.dir, "restore-"+host))
 	argv := []string{xenftBin, "agent", "--host", host, "--driver", "xl", "--xl-path", fakeXL}

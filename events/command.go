@@ -114,18 +114,37 @@ func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, ti
 // EpochGuard remembers the newest leader term an agent has obeyed and refuses
 // commands from older terms: a supervisor that lost its lease but has not yet
 // noticed cannot act on a host after its successor has. The zero value is
-// ready; it is safe for concurrent use.
+// ready and keeps the term in memory; NewEpochGuard makes one that starts
+// from a persisted term and persists every newer one before admitting it.
+// It is safe for concurrent use.
 type EpochGuard struct {
-	mu   sync.Mutex
-	term uint64
+	mu      sync.Mutex
+	term    uint64
+	persist func(term uint64) error
+}
+
+// NewEpochGuard starts at term (the newest one obeyed before, read back from
+// where persist writes) and calls persist with each newer term before it
+// admits a command of that term: after a restart the agent still refuses a
+// term older than one it obeyed, even if the bus has forgotten that term.
+func NewEpochGuard(term uint64, persist func(term uint64) error) *EpochGuard {
+	return &EpochGuard{term: term, persist: persist}
 }
 
 // Admit accepts e if its term is not older than any seen, and remembers it.
+// A newer term that cannot be persisted is refused as retryable: obeying a
+// term the agent might forget would let an older leader act again.
 func (g *EpochGuard) Admit(e Epoch) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if e.Term < g.term {
-		return &command.Error{Code: command.CodeStaleEpoch, Message: fmt.Sprintf("epoch term %d is older than term %d already obeyed", e.Term, g.term)}
+		return &command.Error{Code: command.CodeStaleEpoch, ObeyedTerm: g.term,
+			Message: fmt.Sprintf("epoch term %d is older than term %d already obeyed", e.Term, g.term)}
+	}
+	if e.Term > g.term && g.persist != nil {
+		if err := g.persist(e.Term); err != nil {
+			return &command.Error{Code: command.CodeRetryable, Message: fmt.Sprintf("cannot persist leader term %d before obeying it: %v", e.Term, err)}
+		}
 	}
 	g.term = e.Term
 	return nil

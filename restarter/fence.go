@@ -197,6 +197,7 @@ func (r *Restarter) renewOnce(ctx context.Context, bucket *leaseBucket) error {
 		Host: r.id.Host, Incarnation: r.id.Incarnation, RenewedAt: sent.UTC(),
 		RenewIntervalMs: ms(r.cfg.Fence.RenewInterval), SelfTimeoutMs: ms(r.cfg.Fence.SelfTimeout),
 		FenceGeneration: r.fence.generation, AwaitingReconcile: r.fence.fenced,
+		ObeyedTerm: r.guard.Term(),
 	}
 	r.mu.Unlock()
 	val, _ := json.Marshal(lease)

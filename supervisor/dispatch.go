@@ -136,6 +136,9 @@ func (d *dispatcher) do(ctx context.Context, c core.Command) (core.Outcome, stri
 	default:
 		return core.OutcomePermanent, fmt.Sprintf("unknown command %T", c)
 	}
+	if ce := (*command.Error)(nil); errors.As(err, &ce) && ce.Code == command.CodeStaleEpoch {
+		d.sh.obeyed(ce.Host, ce.ObeyedTerm)
+	}
 	return classify(err)
 }
 

@@ -54,7 +54,7 @@ func TestStaleEpochReplyIsCountedAndLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := newShell(sup, 3, sup.stateKV)
+	sh := newShell(sup, 3, sup.stateKV, func() {})
 	destroy := core.DestroyVM{Host: "n1", VM: "a", Epoch: core.Epoch{Term: 3, Seq: 1}, Reason: "rollback"}
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		sh.disp.execute(ctx, destroy)

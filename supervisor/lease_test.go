@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/eventstest"
+	"github.com/xenft/xenft/restarter/protocol"
+	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/supervisor"
 )
 
@@ -195,4 +198,53 @@ func TestTermsNeverGoBackwardsWhenTheBusLosesItsNewestWrites(t *testing.T) {
 	if entry.Revision() > t1[0] {
 		t.Fatalf("the recreated bucket is at revision %d, above the old term %d: the test lost nothing", entry.Revision(), t1[0])
 	}
+}
+
+// An agent reports (in its host lease) that it obeyed a term above the
+// leader's: the bus handed that term out twice, or another leader acted
+// since. The leader steps down and, leading again, takes a term above the
+// agent's, so the agents obey it (docs/architecture.md "Durability").
+func TestALeaderBelowATermAnAgentObeyedStepsDownAndComesBackAboveIt(t *testing.T) {
+	s := eventstest.Server(t)
+	bus := eventstest.Bus(t, s)
+	st, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	cfg := supervisor.DefaultConfig()
+	cfg.ID, cfg.CheckpointInterval = "s1", 0
+	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = sup.Run(ctx) }()
+	leaderKV, err := bus.KV(ctx, bus.Names().Leader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first supervisor.Lease
+	eventstest.Eventually(t, 10*time.Second, func() bool {
+		first, err = supervisor.Current(ctx, leaderKV)
+		return err == nil && first.Term != 0
+	}, "s1 never led")
+
+	obeyed := first.Term + 100
+	hosts, err := bus.KV(ctx, bus.Names().Hosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, _ := json.Marshal(protocol.HostLease{Host: "n1", Incarnation: "i1", RenewedAt: time.Now().UTC(),
+		RenewIntervalMs: 1000, SelfTimeoutMs: 20000, ObeyedTerm: obeyed})
+	if _, err := hosts.Put(ctx, "n1", lease); err != nil {
+		t.Fatal(err)
+	}
+	var now supervisor.Lease
+	eventstest.Eventually(t, 4*bus.Config().LeaderTTL, func() bool {
+		now, err = supervisor.Current(ctx, leaderKV)
+		return err == nil && now.Term > obeyed
+	}, "the leader's term never rose above the obeyed term %d (it was %d)", obeyed, first.Term)
 }

@@ -127,6 +127,7 @@ func (lf *leaseFeed) take(ctx context.Context, e jetstream.KeyValueEntry, live b
 		at = e.Created()
 	}
 	sh.leases.renewed(lease.Host, at)
+	sh.obeyed(lease.Host, lease.ObeyedTerm)
 	selfTimeout := time.Duration(lease.SelfTimeoutMs) * time.Millisecond
 	if p := sh.s.cfg.Policy.FenceSelfTimeout; selfTimeout != p && lf.warned[lease.Host] != lease.SelfTimeoutMs {
 		lf.warned[lease.Host] = lease.SelfTimeoutMs

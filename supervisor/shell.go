@@ -56,6 +56,8 @@ type shell struct {
 	view      atomic.Pointer[view]
 	leases    *leaseBook
 	gate      *grantGate // lease grants to agents (grants.go)
+	// stepDown ends this term's leadership (lead's context).
+	stepDown context.CancelFunc
 }
 
 // view is what other goroutines (the checkpoint scheduler, status) may read
@@ -71,11 +73,27 @@ type vmView struct {
 	Policy core.RestartPolicy
 }
 
-func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue) *shell {
-	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending(), leases: newLeaseBook()}
+func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue, stepDown context.CancelFunc) *shell {
+	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending(), leases: newLeaseBook(),
+		stepDown: stepDown}
 	sh.disp = newDispatcher(sh)
 	sh.gate = newGrantGate(sh.leases, sh.s.clock.Now()) // the term's floor (grants.go)
 	return sh
+}
+
+// obeyed handles an agent's word on the newest leader term it has obeyed
+// (in its host lease, or in its refusal of a command as stale): no term
+// this supervisor takes is at or below it, and if this term already is,
+// another leader has acted since, or the bus handed this term out twice
+// after losing acknowledged writes. Either way this supervisor must not
+// lead under it: it steps down, and comes back, if it wins again, with a
+// higher term.
+func (sh *shell) obeyed(host string, term uint64) {
+	sh.s.elector.RaiseFloor(term)
+	if term > sh.term {
+		sh.log.Warn("an agent obeyed a newer leader term than this one: stepping down", "host", host, "term", sh.term, "obeyed_term", term)
+		sh.stepDown()
+	}
 }
 
 // feed sends an input to the loop and, if wait, waits until it is applied and

@@ -95,7 +95,7 @@ func (s *Supervisor) lead(ctx context.Context, term uint64) {
 	// (its state unreadable), this supervisor must not lead.
 	ctx, stepDown := context.WithCancel(ctx)
 	defer stepDown()
-	sh := newShell(s, term, s.stateKV)
+	sh := newShell(s, term, s.stateKV, stepDown)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

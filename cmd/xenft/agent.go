@@ -29,6 +29,10 @@ type AgentConfig struct {
 	// SimDomains are booted at start with the sim driver, as "name:MiB"
 	// (demos and tests; ignored by the xl driver).
 	SimDomains []string `mapstructure:"sim_domains"`
+	// StateDir keeps what the agent remembers across restarts: the newest
+	// leader term it obeyed, synced before it obeys a newer one, so that it
+	// never obeys an older leader again even if the bus lost that term.
+	StateDir string `mapstructure:"state_dir"`
 	// Checkpoint configures the per-host checkpointer.
 	Checkpoint executor.Config `mapstructure:"checkpoint"`
 	// Restarter configures restores and the self-fence (agent.restarter.fence).
@@ -37,7 +41,7 @@ type AgentConfig struct {
 
 func defaultAgentConfig() AgentConfig {
 	host, _ := os.Hostname()
-	return AgentConfig{Host: host, Driver: "xl", XLPath: "xl", Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
+	return AgentConfig{Host: host, Driver: "xl", XLPath: "xl", StateDir: "/var/lib/xenft/agent", Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
 }
 
 // Validate names the offending key under section.
@@ -59,6 +63,9 @@ func (c AgentConfig) Validate(section string) error {
 		if _, _, err := parseSimDomain(d); err != nil {
 			errs = append(errs, fmt.Errorf("%s.sim_domains: %w", section, err))
 		}
+	}
+	if c.StateDir == "" {
+		errs = append(errs, fmt.Errorf("%s.state_dir: required (the agent keeps the newest leader term it obeyed there)", section))
 	}
 	errs = append(errs, c.Checkpoint.Validate(section+".checkpoint"))
 	errs = append(errs, c.Restarter.Validate(section+".restarter"))
@@ -122,15 +129,17 @@ SIGINT or SIGTERM; domains it paused for a checkpoint are unpaused on stop.`,
 	f.StringSlice("sim-domains", nil, "with --driver sim: domains to boot, name:MiB (agent.sim_domains)")
 	f.String("spool", "", "spool directory for images before upload (agent.checkpoint.spool_dir)")
 	f.String("restore-spool", "", "spool directory for images being restored (agent.restarter.spool_dir)")
+	f.String("state-dir", "", "where the agent keeps the newest leader term it obeyed (agent.state_dir)")
 	a.flagKeys(cmd, map[string]string{"host": "agent.host", "driver": "agent.driver", "xl-path": "agent.xl_path",
-		"sim-domains": "agent.sim_domains", "spool": "agent.checkpoint.spool_dir", "restore-spool": "agent.restarter.spool_dir"})
+		"sim-domains": "agent.sim_domains", "spool": "agent.checkpoint.spool_dir", "restore-spool": "agent.restarter.spool_dir",
+		"state-dir": "agent.state_dir"})
 	addBusFlags(a, cmd)
 	return cmd
 }
 
 // agentConfig is the agent package's view of the configuration.
 func agentConfig(c Config) agent.Config {
-	return agent.Config{Host: c.Agent.Host, Heartbeat: c.Heartbeat, Checkpoint: c.Agent.Checkpoint, Restarter: c.Agent.Restarter}
+	return agent.Config{Host: c.Agent.Host, Heartbeat: c.Heartbeat, StateDir: c.Agent.StateDir, Checkpoint: c.Agent.Checkpoint, Restarter: c.Agent.Restarter}
 }
 
 func hypervisorFor(c AgentConfig) xen.Hypervisor {

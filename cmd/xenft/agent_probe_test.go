@@ -16,7 +16,7 @@ func TestAgentAnswersProbes(t *testing.T) {
 		t.Skip("starts an agent process; skipped with -short")
 	}
 	c := newProcCluster(t)
-	c.start("n1", append(c.xlEnv("n1"), "XENFT_AGENT_CHECKPOINT_SPOOL_DIR="+filepath.Join(c.dir, "spool"),
+	c.start("n1", append(c.xlEnv("n1"), "XENFT_AGENT_STATE_DIR="+filepath.Join(c.dir, "state"), "XENFT_AGENT_CHECKPOINT_SPOOL_DIR="+filepath.Join(c.dir, "spool"),
 		"XENFT_AGENT_RESTARTER_SPOOL_DIR="+filepath.Join(c.dir, "restore")),
 		"agent", "--host", "n1", "--driver", "xl", "--xl-path", c.fakeXL)
 

@@ -92,6 +92,7 @@ func (d *demo) startHost(ctx context.Context, wg *sync.WaitGroup, name string, i
 	}
 	cfg := d.cfg
 	cfg.Agent.Host, cfg.Agent.Driver = name, "sim"
+	cfg.Agent.StateDir = filepath.Join(dir, "state")
 	cfg.Agent.Checkpoint.SpoolDir = filepath.Join(dir, "spool")
 	cfg.Agent.Restarter.SpoolDir = filepath.Join(dir, "restore")
 	cfg.Agent.Restarter.Fence.SelfTimeout = demoSelfFence

@@ -31,6 +31,10 @@ type Error struct {
 	Host, Verb string
 	Code       string `json:"code"`
 	Message    string `json:"message"`
+	// ObeyedTerm comes with CodeStaleEpoch: the newest leader term the
+	// agent has obeyed. A sender whose own term is not below it learns
+	// that the bus handed its term out twice, and takes a higher one.
+	ObeyedTerm uint64 `json:"obeyed_term,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -80,7 +84,7 @@ func Answer(ctx context.Context, verb string, h Handler, req []byte) Reply {
 			if !errors.As(err, &ce) {
 				ce = &Error{Code: CodePermanent, Message: err.Error()}
 			}
-			rep.Error = &Error{Code: ce.Code, Message: ce.Message}
+			rep.Error = &Error{Code: ce.Code, Message: ce.Message, ObeyedTerm: ce.ObeyedTerm}
 		} else if rep.Result, err = json.Marshal(res); err != nil {
 			rep.Error = &Error{Code: CodePermanent, Message: "encode result: " + err.Error()}
 		}

@@ -195,6 +195,10 @@ type HostLease struct {
 	// AwaitingReconcile: self-fenced and waiting for a vm.list with a
 	// leader's epoch before it takes restores again.
 	AwaitingReconcile bool `json:"awaiting_reconcile,omitempty"`
+	// ObeyedTerm is the newest leader term this agent has obeyed (it keeps
+	// it on its own disk): a supervisor takes a term above every one it
+	// sees here, even if the bus handed out its revision again.
+	ObeyedTerm uint64 `json:"obeyed_term,omitempty"`
 }
 
 // GrantSubjectVerb is the supervisor verb (events.Subjects.Supervisor) of

@@ -173,7 +173,7 @@ start server info server --data "$W/nats" --host 127.0.0.1 --port "$PORT"
 waitfor 120 "the bus answers" "$XENFT" checkpoint list
 # The agent and the supervisor log at debug: their timings (capture, fetch,
 # restore) and every command are then in the CI log.
-start agent debug agent --driver xl --xl-path "$XL" --spool "$W/spool" --restore-spool "$W/restore"
+start agent debug agent --driver xl --xl-path "$XL" --spool "$W/spool" --restore-spool "$W/restore" --state-dir "$W/state"
 start detector info detector --id det-1
 start supervisor debug supervisor --id sup-1
 start events info events tail --since 24h
