@@ -292,23 +292,22 @@ func (c *cluster) latestVerified(group string) cut {
 	return out
 }
 
-// imageHeader reads the header of a sim image in the store (its first MiB
-// at most; the checksum of the whole was checked by latestVerified).
+// imageHeader reads the header of a sim image in the store.
 func (c *cluster) imageHeader(ctx context.Context, key string) xen.ImageHeader {
 	c.t.Helper()
-	rc, _, err := c.images.Open(ctx, key)
-	if err != nil {
-		c.t.Fatalf("open image %s: %v", key, err)
-	}
-	defer rc.Close()
 	f, err := os.CreateTemp(c.dir, "image-*")
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	f.Close()
 	defer os.Remove(f.Name())
-	_, err = io.Copy(f, io.LimitReader(rc, 1<<20))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	// The whole image, verified, and read again when a damaged replica
+	// served it (as the restarter does: store.CorruptReads).
+	for attempt := 1; ; attempt++ {
+		err = c.copyImage(ctx, key, f.Name())
+		if err == nil || !errors.Is(err, store.ErrCorrupt) || attempt == store.CorruptReads {
+			break
+		}
 	}
 	if err != nil {
 		c.t.Fatalf("read image %s: %v", key, err)
@@ -318,6 +317,24 @@ func (c *cluster) imageHeader(ctx context.Context, key string) xen.ImageHeader {
 		c.t.Fatal(err)
 	}
 	return h
+}
+
+// copyImage copies the image key into the file path, verifying it.
+func (c *cluster) copyImage(ctx context.Context, key, path string) error {
+	rc, _, err := c.images.Open(ctx, key)
+	if err != nil {
+		return fmt.Errorf("open image %s: %w", key, err)
+	}
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // resumedFrom checks that each member of the cut runs from the progress its

@@ -137,16 +137,28 @@ func (x *restoreRun) checkExisting(ctx context.Context) error {
 		"a domain named %s already exists here (domid %d, %s): destroy it first, never two copies", x.req.VM, d.ID, d.State))
 }
 
-// fetch copies the image into the spool, verifying size and checksum.
+// fetch copies the image into the spool, verifying size and checksum. An
+// image read as corrupt is read again, up to store.CorruptReads times in
+// all: a replicated store may have served one damaged replica's copy.
 func (x *restoreRun) fetch(ctx context.Context) error {
-	f, err := os.CreateTemp(x.r.cfg.SpoolDir, x.req.VM+"-*"+spoolSuffix)
-	if err != nil {
-		return command.NewError(command.CodeRetryable, fmt.Errorf("spool: %w", err))
-	}
-	x.spool = f.Name()
 	began := x.r.clock.Now()
-	if err := x.r.fetch(ctx, x.req, f); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		f, err := os.CreateTemp(x.r.cfg.SpoolDir, x.req.VM+"-*"+spoolSuffix)
+		if err != nil {
+			return command.NewError(command.CodeRetryable, fmt.Errorf("spool: %w", err))
+		}
+		x.spool = f.Name()
+		err = x.r.fetch(ctx, x.req, f)
+		var ce *command.Error
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &ce) || ce.Code != command.CodeCorrupt || attempt == store.CorruptReads {
+			return err
+		}
+		x.r.log.Warn("image read corrupt; reading it again, another replica may hold it intact",
+			"vm", x.req.VM, "image", x.req.ImageKey, "attempt", attempt, "error", err)
+		_ = os.Remove(x.spool)
 	}
 	x.fetched = x.r.clock.Since(began)
 	return nil
