@@ -89,6 +89,9 @@ func TestLeaderCountsAndLogsTheEventsItIgnores(t *testing.T) {
 		events.IgnoredUnknownGroup: {"[WARN]", "input=checkpoint.deleted", "group=nogroup", "seq=4"},
 		events.IgnoredInvalidEvent: {"[WARN]", "input=event", "durable=xenft-supervisor", "subject=" + bus.Subjects().Event(events.TypeNodeFault, "n9")},
 	} {
+		// The counter is raised before the line is written (events.IgnoredInputs
+		// logs outside its lock): wait for the line too.
+		eventstest.Eventually(t, 10*time.Second, func() bool { return len(logs.Lines("reason="+reason)) > 0 }, "%s: no line logged", reason)
 		lines := logs.Lines(append([]string{"ignored input", "reason=" + reason}, parts...)...)
 		if len(lines) != 1 || len(logs.Lines("reason="+reason)) != 1 {
 			t.Errorf("%s: want exactly one line with %q, got %q", reason, parts, logs.Lines("reason="+reason))
