@@ -28,7 +28,7 @@ test-short:
 ## e2e: the chaos suite (e2e/doc.go): separate processes (3 NATS servers, 2 supervisors,
 ## 2 detectors, 4 agents on the fake xl), one fault per scenario (about 4 min; the partition needs root)
 e2e:
-	$(GO) test -race -tags e2e -timeout 15m -count=1 -v ./e2e
+	$(GO) test -race -tags e2e -timeout 25m -count=1 -v ./e2e
 
 ## soak: the stress and soak lane (docs/soak.md): the e2e cluster under seeded random faults
 ## (CPU starvation, frozen agents, slow and cut links, stalled disks, NATS restarts) and host
