@@ -41,11 +41,8 @@ func TestAnAgentRunsEveryPartAndStopsThemAll(t *testing.T) {
 	if err := sim.Create(context.Background(), cfgPath); err != nil {
 		t.Fatal(err)
 	}
-	cfg := agent.Config{Host: "n1", Heartbeat: detector.DefaultBeaconConfig(),
-		Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
+	cfg := testConfig(t, "")
 	cfg.Heartbeat.Interval = 100 * time.Millisecond
-	cfg.Checkpoint.SpoolDir = t.TempDir()
-	cfg.Restarter.SpoolDir = t.TempDir()
 	ag, err := agent.New(cfg, sim, bus, st, eventstest.Logger(t, hclog.Warn))
 	if err != nil {
 		t.Fatal(err)
@@ -105,3 +102,13 @@ func TestAnAgentRunsEveryPartAndStopsThemAll(t *testing.T) {
 }
 
 func jsonInto(b []byte, v any) bool { return json.Unmarshal(b, v) == nil }
+
+// testConfig is host n1's agent with the default parts, its spools in
+// temporary directories and its state in stateDir ("" for none).
+func testConfig(t *testing.T, stateDir string) agent.Config {
+	cfg := agent.Config{Host: "n1", Heartbeat: detector.DefaultBeaconConfig(), StateDir: stateDir,
+		Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
+	cfg.Checkpoint.SpoolDir = t.TempDir()
+	cfg.Restarter.SpoolDir = t.TempDir()
+	return cfg
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/store"
 )
 
 // termFile keeps the newest leader term this host has obeyed on its own
@@ -88,19 +89,10 @@ func (f *termFile) store(term uint64) error {
 		err = os.Rename(tmp.Name(), f.path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(f.path))
+		err = store.SyncDir(filepath.Dir(f.path))
 	}
 	if err != nil {
 		return fmt.Errorf("persist term %d: %w", term, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -12,12 +12,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/xenft/xenft/agent"
-	"github.com/xenft/xenft/checkpointer/executor"
-	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/events/eventstest"
-	"github.com/xenft/xenft/restarter"
 	"github.com/xenft/xenft/restarter/protocol"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
@@ -37,11 +34,7 @@ func TestAnAgentRefusesAnOlderTermAfterItRestarts(t *testing.T) {
 	}
 	stateDir := t.TempDir()
 	run := func() (stop func()) {
-		cfg := agent.Config{Host: "n1", Heartbeat: detector.DefaultBeaconConfig(), StateDir: stateDir,
-			Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
-		cfg.Checkpoint.SpoolDir = t.TempDir()
-		cfg.Restarter.SpoolDir = t.TempDir()
-		ag, err := agent.New(cfg, &xen.Sim{Host: "n1"}, bus, st, eventstest.Logger(t, hclog.Warn))
+		ag, err := agent.New(testConfig(t, stateDir), &xen.Sim{Host: "n1"}, bus, st, eventstest.Logger(t, hclog.Warn))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,11 +90,7 @@ func TestAnAgentWithAnUnreadableTermFileDoesNotStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(stateDir, "obeyed-term"), []byte("7\x00garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := agent.Config{Host: "n1", Heartbeat: detector.DefaultBeaconConfig(), StateDir: stateDir,
-		Checkpoint: executor.DefaultConfig(), Restarter: restarter.DefaultConfig()}
-	cfg.Checkpoint.SpoolDir = t.TempDir()
-	cfg.Restarter.SpoolDir = t.TempDir()
-	_, err := agent.New(cfg, &xen.Sim{Host: "n1"}, bus, nil, eventstest.Logger(t, hclog.Warn))
+	_, err := agent.New(testConfig(t, stateDir), &xen.Sim{Host: "n1"}, bus, nil, eventstest.Logger(t, hclog.Warn))
 	if err == nil || !strings.Contains(err.Error(), "obeyed-term: not a leader term") {
 		t.Fatalf("agent.New with a garbled term file: %v", err)
 	}

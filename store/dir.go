@@ -87,7 +87,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 		_ = os.Remove(final)
 		return Info{}, fmt.Errorf("put %s: metadata: %w", key, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return Info{}, fmt.Errorf("put %s: sync directory: %w", key, err)
 	}
 	return info, nil
@@ -134,7 +134,9 @@ func (d *Dir) writeAtomic(ctx context.Context, final string, write func(io.Write
 	return os.Rename(tmp, final)
 }
 
-func syncDir(dir string) error {
+// SyncDir syncs a directory, so that a file created, renamed or removed in it
+// stays so through a power loss.
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

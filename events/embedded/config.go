@@ -58,6 +58,26 @@ type Auth struct {
 	Password string `mapstructure:"password"`
 }
 
+// validate checks the cluster section; key names a key of the server section.
+func (c ClusterConfig) validate(key func(string) string) error {
+	var errs []error
+	if c.Name == "" {
+		if len(c.Routes) > 0 {
+			errs = append(errs, fmt.Errorf("%s: required when cluster.routes is set", key("cluster.name")))
+		}
+		return errors.Join(errs...)
+	}
+	if c.Port < -1 || c.Port > 65535 || c.Port == 0 {
+		errs = append(errs, fmt.Errorf("%s: %d is not a port", key("cluster.port"), c.Port))
+	}
+	for _, r := range c.Routes {
+		if !strings.HasPrefix(r, "nats-route://") && !strings.HasPrefix(r, "nats://") {
+			errs = append(errs, fmt.Errorf("%s: %q is not a URL like nats-route://host:6222", key("cluster.routes"), r))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // DefaultConfig returns a loopback single server on port 4222 storing
 // under ./.xenft/nats.
 func DefaultConfig() Config {
@@ -115,18 +135,7 @@ func (c Config) Validate(section string) error {
 	if c.MaxStore < 0 {
 		errs = append(errs, fmt.Errorf("%s: must not be negative", key("max_store")))
 	}
-	if c.Cluster.Name != "" {
-		if c.Cluster.Port < -1 || c.Cluster.Port > 65535 || c.Cluster.Port == 0 {
-			errs = append(errs, fmt.Errorf("%s: %d is not a port", key("cluster.port"), c.Cluster.Port))
-		}
-		for _, r := range c.Cluster.Routes {
-			if !strings.HasPrefix(r, "nats-route://") && !strings.HasPrefix(r, "nats://") {
-				errs = append(errs, fmt.Errorf("%s: %q is not a URL like nats-route://host:6222", key("cluster.routes"), r))
-			}
-		}
-	} else if len(c.Cluster.Routes) > 0 {
-		errs = append(errs, fmt.Errorf("%s: required when cluster.routes is set", key("cluster.name")))
-	}
+	errs = append(errs, c.Cluster.validate(key))
 	if (c.Auth.User == "") != (c.Auth.Password == "") {
 		errs = append(errs, fmt.Errorf("%s: user and password must be set together", key("auth")))
 	}
