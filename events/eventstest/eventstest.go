@@ -132,12 +132,19 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 // saw.
 func Poll(t testing.TB, timeout, interval time.Duration, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
+			if cond() { // one last look: the deadline may have passed during a slow cond
+				return
+			}
 			t.Fatal(what())
+		case <-tick.C:
 		}
-		time.Sleep(interval)
 	}
 }
 
