@@ -5,10 +5,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -175,23 +177,49 @@ func newCluster(t *testing.T, opts options) *cluster {
 }
 
 // freePorts reserves n distinct free loopback ports and releases them for
-// the servers to take.
+// the servers to take. They are drawn below the kernel's ephemeral range
+// (ip_local_port_range), so no listener on port 0 or outgoing connection,
+// of this test (the soak's fault proxies open theirs after the servers'
+// ports are chosen) or of anything else on the machine, can take one
+// before its server binds it: CI saw a server's route port "already in
+// use" when they came from the ephemeral range.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	lo, hi := belowEphemeral()
 	var ls []net.Listener
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for try := 0; len(ports) < n; try++ {
+		if try > 1000 {
+			t.Fatalf("no %d free loopback ports in %d-%d", n, lo, hi)
+		}
+		port := lo + rand.IntN(hi-lo)
+		if slices.Contains(ports, port) {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue // in use
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	for _, l := range ls {
 		l.Close()
 	}
 	return ports
+}
+
+// belowEphemeral is a port range under the kernel's ephemeral ports.
+func belowEphemeral() (lo, hi int) {
+	lo, hi = 20000, 32768 // below Linux's default 32768-60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if start, err := strconv.Atoi(f[0]); err == nil && start > 11000 {
+				lo, hi = 10000, start
+			}
+		}
+	}
+	return lo, hi
 }
 
 func (c *cluster) startServer(n natsNode) {
