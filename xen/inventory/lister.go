@@ -159,13 +159,15 @@ func (l *Lister) start() *call {
 		if l.last == nil || c.begun.After(l.last.Begun) {
 			l.last = &c.res
 		}
-		close(c.done)
+		// Signalled before the callers are released: whoever got this
+		// listing finds its signal already pending.
 		for _, s := range l.subs {
 			select {
 			case s <- struct{}{}:
 			default: // one pending signal says it all
 			}
 		}
+		close(c.done)
 	}()
 	return c
 }
