@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
@@ -15,43 +18,39 @@ import (
 
 // dispatcher executes the core's actions: each command in its own goroutine
 // with a deadline, its outcome fed back to the loop as a core.Result exactly
-// once; events are published in order by one goroutine.
+// once; events, staged in the outbox and persisted with the state, are
+// published in order by one goroutine, which then purges their entries.
 type dispatcher struct {
 	sh  *shell
 	wg  sync.WaitGroup
-	pub chan events.Event
+	pub chan outboxPart
 }
 
 func newDispatcher(sh *shell) *dispatcher {
-	return &dispatcher{sh: sh, pub: make(chan events.Event, 4096)}
+	return &dispatcher{sh: sh, pub: make(chan outboxPart, 4096)}
 }
 
-// run starts the actions of one Apply (after start).
+// run starts the commands of one Apply (after start); its events went to
+// the outbox (shell.stage) and reach announce once persisted.
 func (d *dispatcher) run(ctx context.Context, acts []core.Action) {
 	for _, a := range acts {
-		switch a := a.(type) {
-		case core.Publish:
-			// The event is stamped when the core decided, not when the
-			// publisher gets to it: its time says when it happened.
-			p := eventPayload(d.sh.s.cfg.ID, a.Event)
-			if p == nil {
-				continue
-			}
-			ev, err := events.New("xenft/supervisor/"+d.sh.s.cfg.ID, d.sh.s.clock.Now(), p)
-			if err != nil {
-				d.sh.log.Warn("cannot build event", "type", p.EventType(), "error", err)
-				continue
-			}
-			select {
-			case d.pub <- ev:
-			case <-ctx.Done():
-			}
-		case core.Command:
+		if c, ok := a.(core.Command); ok {
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				d.execute(ctx, a)
+				d.execute(ctx, c)
 			}()
+		}
+	}
+}
+
+// announce queues persisted outbox parts for publishing, in order.
+func (d *dispatcher) announce(ctx context.Context, parts []outboxPart) {
+	for _, p := range parts {
+		select {
+		case d.pub <- p:
+		case <-ctx.Done():
+			return // left in the outbox: the next leader publishes them
 		}
 	}
 }
@@ -73,9 +72,33 @@ func (d *dispatcher) start(ctx context.Context) {
 	}()
 }
 
-func (d *dispatcher) publish(ctx context.Context, ev events.Event) {
-	if err := d.sh.s.bus.Publish(ctx, ev); err != nil && ctx.Err() == nil {
-		d.sh.log.Warn("cannot publish", "type", ev.Type.Short(), "error", err)
+// publishPatience bounds how long one event is retried while the stream is
+// unavailable. Past it the part stays in the outbox for the next leader and
+// later events go on: the publisher must never hold up decisions (the
+// shell's hand-off to it would block once its queue is full).
+const publishPatience = 30 * time.Second
+
+// publish publishes the events of one part, retrying each while the stream
+// is unavailable, then purges the part from the outbox.
+func (d *dispatcher) publish(ctx context.Context, p outboxPart) {
+	s := d.sh.s
+	for _, ev := range p.events {
+		bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+			backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(publishPatience))
+		err := backoff.Retry(func() error { return s.bus.Publish(ctx, ev) }, backoff.WithContext(bo, ctx))
+		if err != nil {
+			if ctx.Err() == nil {
+				d.sh.log.Error("cannot publish; the event stays in the outbox for the next leader", "type", ev.Type.Short(), "id", ev.ID, "error", err)
+			}
+			return
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.bus.RequestTimeout())
+	defer cancel()
+	if err := purgeOutboxEntry(pctx, s.bus.JetStream(), d.sh.stateKV.Bucket(), p.key); err != nil && ctx.Err() == nil {
+		// Its events are out; a later leader publishes them again, and the
+		// stream drops them if that is within its duplicate window.
+		d.sh.log.Warn("cannot purge published events from the outbox", "key", p.key, "error", err)
 	}
 }
 

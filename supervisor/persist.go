@@ -26,10 +26,12 @@ const (
 	legacyKey = "core" // the whole state as one document (earlier versions)
 )
 
-// pending is the union of changes not yet written.
+// pending is the union of changes not yet written, and the outbox parts
+// (events) staged with them.
 type pending struct {
 	meta               bool
 	hosts, vms, groups map[string]bool
+	outbox             []outboxPart
 }
 
 func newPending() *pending {
@@ -50,7 +52,7 @@ func (p *pending) add(c core.Changes) {
 }
 
 func (p *pending) empty() bool {
-	return !p.meta && len(p.hosts)+len(p.vms)+len(p.groups) == 0
+	return !p.meta && len(p.hosts)+len(p.vms)+len(p.groups)+len(p.outbox) == 0
 }
 
 // all marks every entry of st (and the meta) for writing.
@@ -72,9 +74,10 @@ func (p *pending) all(st *core.State) {
 // would hold up the next decision by a round trip each.
 const writeConcurrency = 32
 
-// write stores the pending entries of st (deleting those st no longer has),
-// concurrently, and clears them. On error the entries stay pending.
-func (p *pending) write(ctx context.Context, kv jetstream.KeyValue, st *core.State) error {
+// write stores the pending entries of st (deleting those st no longer has)
+// and the staged outbox parts, concurrently, and clears them, returning the
+// parts written (to be published). On error everything stays pending.
+func (p *pending) write(ctx context.Context, kv jetstream.KeyValue, st *core.State) ([]outboxPart, error) {
 	type op struct {
 		key string
 		val []byte // nil: delete
@@ -109,7 +112,10 @@ func (p *pending) write(ctx context.Context, kv jetstream.KeyValue, st *core.Sta
 		errs = append(errs, add(keyGroup+name, g, ok))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
+	}
+	for _, part := range p.outbox {
+		ops = append(ops, op{part.key, part.data})
 	}
 	results := make([]error, len(ops))
 	sem := make(chan struct{}, writeConcurrency)
@@ -134,13 +140,14 @@ func (p *pending) write(ctx context.Context, kv jetstream.KeyValue, st *core.Sta
 	}
 	wg.Wait()
 	if err := errors.Join(results...); err != nil {
-		return err
+		return nil, err
 	}
-	p.meta = false
+	written := p.outbox
+	p.meta, p.outbox = false, nil
 	clear(p.hosts)
 	clear(p.vms)
 	clear(p.groups)
-	return nil
+	return written, nil
 }
 
 // LoadState reads the decision state a supervisor persisted (nil, nil when

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -51,6 +52,7 @@ type shell struct {
 
 	state     *core.State
 	pending   *pending
+	outbox    outbox
 	lastSaved time.Time
 	dirty     bool
 	view      atomic.Pointer[view]
@@ -76,6 +78,7 @@ type vmView struct {
 func newShell(s *Supervisor, term uint64, stateKV jetstream.KeyValue, stepDown context.CancelFunc) *shell {
 	sh := &shell{s: s, term: term, log: s.log.Named("shell"), stateKV: stateKV, inputs: make(chan item, 1024), pending: newPending(), leases: newLeaseBook(),
 		stepDown: stepDown}
+	sh.outbox.term = term
 	sh.disp = newDispatcher(sh)
 	sh.gate = newGrantGate(sh.leases, sh.s.clock.Now()) // the term's floor (grants.go)
 	return sh
@@ -146,22 +149,62 @@ func (sh *shell) load(ctx context.Context) error {
 	return nil
 }
 
-// persist writes the entries changed since the last write.
-func (sh *shell) persist(ctx context.Context) error {
+// persist writes the entries changed since the last write, and the events
+// staged with them, returning the outbox parts written, for announce.
+func (sh *shell) persist(ctx context.Context) ([]outboxPart, error) {
 	sh.pending.add(sh.state.TakeChanges())
 	pctx, cancel := context.WithTimeout(ctx, sh.s.bus.RequestTimeout())
 	defer cancel()
-	if err := sh.pending.write(pctx, sh.stateKV, sh.state); err != nil {
-		return fmt.Errorf("persist supervisor state: %w", err)
+	written, err := sh.pending.write(pctx, sh.stateKV, sh.state)
+	if err != nil {
+		return nil, fmt.Errorf("persist supervisor state: %w", err)
 	}
 	sh.lastSaved, sh.dirty = sh.s.clock.Now(), false
-	return nil
+	return written, nil
+}
+
+// stage turns the events among acts into outbox parts, to be written by the
+// next persist. The event is stamped when the core decided, not when it is
+// published: its time says when it happened.
+func (sh *shell) stage(acts []core.Action) {
+	var evs []events.Event
+	for _, a := range acts {
+		pub, ok := a.(core.Publish)
+		if !ok {
+			continue
+		}
+		p := eventPayload(sh.s.cfg.ID, pub.Event)
+		if p == nil {
+			continue
+		}
+		ev, err := events.New("xenft/supervisor/"+sh.s.cfg.ID, sh.s.clock.Now(), p)
+		if err != nil {
+			sh.log.Warn("cannot build event", "type", p.EventType(), "error", err)
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	parts := sh.outbox.stage(evs, func(ev events.Event, err error) {
+		sh.log.Warn("cannot encode event", "type", ev.Type.Short(), "error", err)
+	})
+	sh.pending.outbox = append(sh.pending.outbox, parts...)
 }
 
 // run is the loop; it returns when ctx ends, after the dispatcher's work.
 func (sh *shell) run(ctx context.Context) error {
 	if err := sh.load(ctx); err != nil {
 		return err
+	}
+	// Events an earlier leader persisted but may not have published go out
+	// first, before anything this term decides.
+	leftover, err := loadOutbox(ctx, sh.stateKV, func(key string, err error) {
+		sh.log.Error("unreadable outbox entry dropped", "key", key, "error", err)
+	})
+	if err != nil {
+		return err
+	}
+	if len(leftover) > 0 {
+		sh.log.Info("publishing events an earlier leader left in the outbox", "entries", len(leftover))
 	}
 	// A persisted term at or above ours means the leader bucket handed out
 	// a revision again (it lost acknowledged writes): Leader below refuses
@@ -188,10 +231,12 @@ func (sh *shell) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("leader term %d: %w", sh.term, err)
 	}
+	sh.stage(acts)
 	// A new term writes every entry once: the store then holds exactly this
 	// state, whatever an earlier version or a crash left there.
 	sh.pending.all(sh.state)
-	if err := sh.persist(ctx); err != nil {
+	written, err := sh.persist(ctx)
+	if err != nil {
 		return err
 	}
 	_ = sh.stateKV.Delete(ctx, legacyKey)
@@ -202,6 +247,8 @@ func (sh *shell) run(ctx context.Context) error {
 	defer wg.Wait()
 	defer sh.disp.wait()
 	sh.disp.start(ctx)
+	sh.disp.announce(ctx, leftover)
+	sh.disp.announce(ctx, written)
 	sh.disp.run(ctx, acts)
 	// The sources' first inputs (inventory, catalog) wait until they are
 	// applied, which the loop below does: start them beside it.
@@ -214,14 +261,17 @@ func (sh *shell) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if sh.dirty {
-				_ = sh.persist(context.WithoutCancel(ctx))
+				// Events written here are published by the next leader.
+				_, _ = sh.persist(context.WithoutCancel(ctx))
 			}
 			return nil
 		case <-flush.Chan():
 			if sh.dirty && sh.s.clock.Since(sh.lastSaved) >= beatPersistEvery {
-				if err := sh.persist(ctx); err != nil {
+				written, err := sh.persist(ctx)
+				if err != nil {
 					sh.log.Warn("persist failed", "error", err)
 				}
+				sh.disp.announce(ctx, written)
 			}
 		case it := <-sh.inputs:
 			sh.step(ctx, sh.batch(it))
@@ -264,7 +314,8 @@ func (sh *shell) step(ctx context.Context, batch []item) {
 		acts = append(acts, a...)
 	}
 	sh.gate.refresh(sh.state)
-	perr := sh.save(ctx, inputs, len(acts) > 0)
+	sh.stage(acts)
+	written, perr := sh.save(ctx, inputs, len(acts) > 0)
 	for i, it := range batch {
 		if it.done != nil {
 			it.done <- outcome{apply: errs[i], persist: perr}
@@ -274,24 +325,26 @@ func (sh *shell) step(ctx context.Context, batch []item) {
 		// Not recorded: act on nothing. The sources redeliver (durable
 		// events) or repeat (beats, ticks, results are re-sent by the core
 		// after its backoff).
+		// The events stay staged and go out after the next persist.
 		sh.log.Warn("persist failed; actions withheld", "error", perr)
 		return
 	}
 	sh.publishView()
+	sh.disp.announce(ctx, written)
 	sh.disp.run(ctx, acts)
 }
 
 // save persists after a batch: at once when anything but heartbeats and
 // ticks changed the state (or actions follow), at most every
 // beatPersistEvery otherwise.
-func (sh *shell) save(ctx context.Context, inputs []core.Input, acting bool) error {
+func (sh *shell) save(ctx context.Context, inputs []core.Input, acting bool) ([]outboxPart, error) {
 	sh.pending.add(sh.state.TakeChanges())
 	if sh.pending.empty() && !acting {
-		return nil
+		return nil, nil
 	}
 	if !acting && sh.s.clock.Since(sh.lastSaved) < beatPersistEvery && onlyBeatsAndTicks(inputs) {
 		sh.dirty = true
-		return nil
+		return nil, nil
 	}
 	return sh.persist(ctx)
 }
