@@ -53,7 +53,7 @@ func TestDocNatsPubExampleIsAValidEvent(t *testing.T) {
 	if ev.Type != events.TypeNodeFault || ev.ID != header[1] {
 		t.Errorf("type %s id %q, header id %q", ev.Type, ev.ID, header[1])
 	}
-	if want := ev.NATSSubject(events.Subjects{}); subject[1] != want {
+	if want := ev.NATSSubjectFrom(events.Subjects{}, events.Publisher{Role: events.RoleSite, Name: strings.TrimPrefix(ev.Source, "site/")}); subject[1] != want {
 		t.Errorf("published on %s, the event belongs on %s", subject[1], want)
 	}
 }
@@ -99,7 +99,7 @@ class _NC:
         return _JS()
     async def close(self):
         pass
-async def connect(url):
+async def connect(url, **credentials):
     return _NC()
 `
 
@@ -143,7 +143,7 @@ func TestDocPythonExamplePublishesAValidEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Python example publishes an invalid event: %v\n%s", err, pub.Payload)
 	}
-	if pub.Subject != ev.NATSSubject(events.Subjects{}) || pub.Headers["Nats-Msg-Id"] != ev.ID {
+	if pub.Subject != ev.NATSSubjectFrom(events.Subjects{}, events.Publisher{Role: events.RoleSite, Name: "site-check"}) || pub.Headers["Nats-Msg-Id"] != ev.ID {
 		t.Errorf("published %+v for event %s", pub, ev.ID)
 	}
 }

@@ -22,6 +22,9 @@ type Bus struct {
 	log      hclog.Logger
 	drops    DropCounter
 	ignored  IgnoredInputs
+	// publisher names this role's identity in the subjects of the events
+	// it publishes (EventFrom); anonymous unless Connect was given As.
+	publisher Publisher
 }
 
 // ConnectOption adjusts Connect.
@@ -31,6 +34,14 @@ type connectOptions struct {
 	inProcess nats.InProcessConnProvider
 	coalesce  time.Duration
 	nats      []nats.Option
+	publisher Publisher
+}
+
+// As names the identity this bus publishes events as: its role and name. The
+// server's permissions (docs/security.md) let a credential publish only under
+// its own, and consumers read it from the subject (Meta.Publisher).
+func As(role, name string) ConnectOption {
+	return func(o *connectOptions) { o.publisher = Publisher{Role: role, Name: name} }
 }
 
 // NATSOptions adds options of the NATS client to the connection, after
@@ -57,6 +68,9 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 		return nil, err
 	}
 	var co connectOptions
+	if cfg.Identity != "" {
+		co.publisher, _ = ParsePublisher(cfg.Identity) // validated above
+	}
 	for _, o := range opts {
 		o(&co)
 	}
@@ -113,7 +127,8 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, cfg: cfg, subjects: Subjects{Prefix: cfg.Prefix}, names: NamesFor(cfg.Prefix), log: log}, nil
+	return &Bus{nc: nc, js: js, cfg: cfg, subjects: Subjects{Prefix: cfg.Prefix}, names: NamesFor(cfg.Prefix), log: log,
+		publisher: co.publisher}, nil
 }
 
 func authOptions(cfg BusConfig) ([]nats.Option, error) {
@@ -152,6 +167,9 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
 // Subjects builds this installation's subjects.
 func (b *Bus) Subjects() Subjects { return b.subjects }
+
+// Publisher is the identity this bus publishes events as.
+func (b *Bus) Publisher() Publisher { return b.publisher }
 
 // Names gives this installation's stream, bucket and object store names.
 func (b *Bus) Names() Names { return b.names }
@@ -274,7 +292,7 @@ func (b *Bus) publish(ctx context.Context, ev Event) (*jetstream.PubAck, error) 
 		ctx, cancel = context.WithTimeout(ctx, b.cfg.RequestTimeout)
 		defer cancel()
 	}
-	msg := &nats.Msg{Subject: ev.NATSSubject(b.subjects), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: ev.NATSSubjectFrom(b.subjects, b.publisher), Data: data, Header: nats.Header{}}
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(b.names.Stream()))
 	if err != nil {

@@ -33,6 +33,13 @@ type BusConfig struct {
 	// xenft_leader bucket): a successor takes over within LeaderTTL plus one
 	// renewal after the leader stops renewing.
 	LeaderTTL time.Duration `mapstructure:"leader_ttl"`
+	// Identity is who this client publishes events as, "role/name" (a site
+	// script's "site/ipmi", the CLI's "operator/admin"). It must be the
+	// identity its credential was issued for: the server lets a credential
+	// publish only under its own. The daemons set their own (an agent is
+	// agent/<host>); empty publishes anonymously, which only a server
+	// without per-role credentials accepts.
+	Identity string `mapstructure:"identity"`
 	// Auth and TLS of the client connection.
 	Auth ClientAuth `mapstructure:"auth"`
 	TLS  TLSFiles   `mapstructure:"tls"`
@@ -113,6 +120,11 @@ func (c BusConfig) Validate(section string) error {
 	}
 	if c.Stream.DuplicateWindow <= 0 || c.Stream.DuplicateWindow > c.Stream.MaxAge {
 		errs = append(errs, fmt.Errorf("%s: must be positive and at most stream.max_age, got %s", key("stream.duplicate_window"), c.Stream.DuplicateWindow))
+	}
+	if c.Identity != "" {
+		if _, err := ParsePublisher(c.Identity); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key("identity"), err))
+		}
 	}
 	if c.LeaderTTL < time.Second {
 		errs = append(errs, fmt.Errorf("%s: must be at least 1s, got %s", key("leader_ttl"), c.LeaderTTL))

@@ -17,6 +17,9 @@ type Meta struct {
 	Seq       uint64    // stream sequence
 	Delivered uint64    // delivery attempt, from 1
 	Stored    time.Time // when the stream stored it
+	// Publisher is the identity named by the subject (Subjects.PublisherOf):
+	// with per-role credentials, the server's word, not the envelope's.
+	Publisher Publisher
 }
 
 // Handler receives one valid event. For a durable consumer, nil acknowledges
@@ -152,7 +155,7 @@ func (b *Bus) run(ctx context.Context, cons jetstream.Consumer, log hclog.Logger
 			drop(msg)
 			continue
 		}
-		m := Meta{Subject: msg.Subject()}
+		m := Meta{Subject: msg.Subject(), Publisher: b.subjects.PublisherOf(msg.Subject())}
 		if md, err := msg.Metadata(); err == nil {
 			m.Seq, m.Delivered, m.Stored = md.Sequence.Stream, md.NumDelivered, md.Timestamp
 		}

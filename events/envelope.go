@@ -74,8 +74,14 @@ func (e Event) EntityID() string {
 	return e.Subject
 }
 
-// NATSSubject is the subject e is published on under s's prefix.
+// NATSSubject is the subject an anonymous publisher publishes e on under
+// s's prefix (see NATSSubjectFrom).
 func (e Event) NATSSubject(s Subjects) string { return s.Event(e.Type, e.EntityID()) }
+
+// NATSSubjectFrom is the subject p publishes e on under s's prefix.
+func (e Event) NATSSubjectFrom(s Subjects, p Publisher) string {
+	return s.EventFrom(e.Type, e.EntityID(), p)
+}
 
 // Payload decodes the data into the typed payload of e's type (a pointer such
 // as *NodeFailed).

@@ -42,6 +42,8 @@ func samplePayloads() []Payload {
 		SupervisorRestartsResumed{Supervisor: "s1", Reason: "hosts back"},
 		SupervisorFenceFailed{Supervisor: "s1", Host: "n1", Error: "no fence command", Attempt: 1},
 		SupervisorDrainFailed{Supervisor: "s1", Group: "mpi", Error: "capture barrier timed out"},
+		SupervisorInputRejected{Supervisor: "s1", RejectedType: "node.fault", EventID: "e1", Host: "n1", Publisher: "agent/n2",
+			ClaimedSource: "xenft/detector/ipmi", Reason: "role agent may not tell node.fault"},
 	}
 }
 
@@ -67,8 +69,8 @@ func TestEveryTypeHasASampleAndASchemaFile(t *testing.T) {
 			t.Errorf("no schema file for %s: %v", typ, err)
 		}
 	}
-	if len(Types()) != 22 {
-		t.Errorf("DESIGN.md names 18 event types and the supervisor adds 4 notices; registry has %d", len(Types()))
+	if len(Types()) != 23 {
+		t.Errorf("DESIGN.md names 18 event types and the supervisor adds 5 notices; registry has %d", len(Types()))
 	}
 }
 
@@ -180,13 +182,19 @@ func TestDropCounter(t *testing.T) {
 
 func TestSubjects(t *testing.T) {
 	s := Subjects{}
-	if got := s.Event(TypeNodeFailed, "n3"); got != "xenft.events.node.failed.n3" {
+	if got := s.Event(TypeNodeFailed, "n3"); got != "xenft.events.node.failed.n3.anonymous._" {
 		t.Errorf("Event = %q", got)
 	}
-	if got := (Subjects{Prefix: "site"}).Event(TypeVMRestartFailed, "db.prod"); got != "site.events.vm.restart_failed.db%2Eprod" {
+	if got := s.EventFrom(TypeNodeFailed, "n3", Publisher{Role: RoleDetector, Name: "det.a"}); got != "xenft.events.node.failed.n3.detector.det%2Ea" {
+		t.Errorf("EventFrom = %q", got)
+	}
+	if got := (Subjects{Prefix: "site"}).Event(TypeVMRestartFailed, "db.prod"); got != "site.events.vm.restart_failed.db%2Eprod.anonymous._" {
 		t.Errorf("Event with dots = %q", got)
 	}
-	if got := s.EventsOfType(TypeCheckpointCommitted); got != "xenft.events.checkpoint.committed.*" {
+	if got := s.EventsAbout(TypeNodeFault, "n1.dc"); got != "xenft.events.node.fault.n1%2Edc.>" {
+		t.Errorf("EventsAbout = %q", got)
+	}
+	if got := s.EventsOfType(TypeCheckpointCommitted); got != "xenft.events.checkpoint.committed.>" {
 		t.Errorf("EventsOfType = %q", got)
 	}
 	if got := s.Command("n1.dc", "checkpoint.save"); got != "xenft.cmd.n1%2Edc.checkpoint.save" {

@@ -41,6 +41,10 @@ const (
 	// IgnoredInvalidInput: anything else the supervisor's core found
 	// malformed (a VM registration, a command result).
 	IgnoredInvalidInput = "invalid_input"
+	// IgnoredUntrustedSource: an event whose publisher may not tell it
+	// (its role, or supervisor.trusted_sources); the supervisor also
+	// publishes supervisor.input_rejected.
+	IgnoredUntrustedSource = "untrusted_source"
 )
 
 // IgnoreLogEvery is how often, at most, IgnoredInputs logs a line per

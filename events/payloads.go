@@ -264,6 +264,21 @@ type SupervisorFenceFailed struct {
 	Retryable  bool   `json:"retryable"`
 }
 
+// SupervisorInputRejected is the data of supervisor.input_rejected: the
+// leader refused to act on an event because of who published it (its role
+// may not tell that, or supervisor.trusted_sources does not list it). It
+// names the publisher the subject proves and the source the envelope claims,
+// which a forger chooses.
+type SupervisorInputRejected struct {
+	Supervisor    string `json:"supervisor"`
+	RejectedType  string `json:"event_type"`
+	EventID       string `json:"event_id"`
+	Host          string `json:"host,omitempty"`
+	Publisher     string `json:"publisher"`
+	ClaimedSource string `json:"claimed_source"`
+	Reason        string `json:"reason"`
+}
+
 // SupervisorDrainFailed is the data of supervisor.drain_failed: the
 // checkpoint before moving a group off a degraded host failed.
 type SupervisorDrainFailed struct {

@@ -79,18 +79,30 @@ func (s Subjects) prefix() string {
 	return s.Prefix
 }
 
-// Event is the subject an event of type t about entity id is published on:
-// <prefix>.events.<kind>.<name>.<id>.
-func (s Subjects) Event(t Type, id string) string {
-	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + "." + EscapeToken(id)
+// Event is the subject an anonymous publisher publishes an event of type t
+// about entity id on (see EventFrom).
+func (s Subjects) Event(t Type, id string) string { return s.EventFrom(t, id, Publisher{}) }
+
+// EventFrom is the subject p publishes an event of type t about entity id
+// on: <prefix>.events.<kind>.<name>.<id>.<role>.<publisher>. The last two
+// tokens let the server's permissions bind an identity to its events.
+func (s Subjects) EventFrom(t Type, id string, p Publisher) string {
+	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + "." + EscapeToken(id) + "." + p.tokens()
+}
+
+// EventsAbout matches every event of type t about entity id, whoever
+// published it.
+func (s Subjects) EventsAbout(t Type, id string) string {
+	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + "." + EscapeToken(id) + ".>"
 }
 
 // AllEvents matches every event: <prefix>.events.>.
 func (s Subjects) AllEvents() string { return s.prefix() + ".events.>" }
 
-// EventsOfType matches every event of type t: <prefix>.events.<kind>.<name>.*.
+// EventsOfType matches every event of type t: <prefix>.events.<kind>.<name>.>
+// (also the publisher-less subjects of earlier versions).
 func (s Subjects) EventsOfType(t Type) string {
-	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + ".*"
+	return s.prefix() + ".events." + t.Kind() + "." + t.Name() + ".>"
 }
 
 // EventsOfKind matches every event of a kind ("node"): <prefix>.events.<kind>.>.

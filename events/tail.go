@@ -263,7 +263,8 @@ func (t *tailer) deliver(ctx context.Context, msg jetstream.Msg, h Handler) erro
 		t.b.dropInvalid(t.log, msg.Subject(), derr)
 		return nil
 	}
-	m := Meta{Subject: msg.Subject(), Seq: md.Sequence.Stream, Delivered: md.NumDelivered, Stored: md.Timestamp}
+	m := Meta{Subject: msg.Subject(), Seq: md.Sequence.Stream, Delivered: md.NumDelivered, Stored: md.Timestamp,
+		Publisher: t.b.subjects.PublisherOf(msg.Subject())}
 	if err := h(ctx, ev, m); err != nil {
 		return &stopError{err}
 	}

@@ -33,6 +33,7 @@ const (
 	TypeSupervisorRestartsResumed Type = "xenft.supervisor.restarts_resumed"
 	TypeSupervisorFenceFailed     Type = "xenft.supervisor.fence_failed"
 	TypeSupervisorDrainFailed     Type = "xenft.supervisor.drain_failed"
+	TypeSupervisorInputRejected   Type = "xenft.supervisor.input_rejected"
 )
 
 // Payload is the typed data of one event type. EntityID names what the event
@@ -74,6 +75,7 @@ var registry = map[Type]typeInfo{
 	TypeSupervisorRestartsResumed: {"supervisor", "restarts_resumed", "supervisor", func() Payload { return new(SupervisorRestartsResumed) }},
 	TypeSupervisorFenceFailed:     {"supervisor", "fence_failed", "supervisor", func() Payload { return new(SupervisorFenceFailed) }},
 	TypeSupervisorDrainFailed:     {"supervisor", "drain_failed", "supervisor", func() Payload { return new(SupervisorDrainFailed) }},
+	TypeSupervisorInputRejected:   {"supervisor", "input_rejected", "supervisor", func() Payload { return new(SupervisorInputRejected) }},
 }
 
 // Types returns every known event type, sorted.
@@ -135,6 +137,7 @@ func (SupervisorRestartsPaused) EventType() Type  { return TypeSupervisorRestart
 func (SupervisorRestartsResumed) EventType() Type { return TypeSupervisorRestartsResumed }
 func (SupervisorFenceFailed) EventType() Type     { return TypeSupervisorFenceFailed }
 func (SupervisorDrainFailed) EventType() Type     { return TypeSupervisorDrainFailed }
+func (SupervisorInputRejected) EventType() Type   { return TypeSupervisorInputRejected }
 
 func (d NodeSuspect) EntityID() string               { return d.Host }
 func (d NodeFailed) EntityID() string                { return d.Host }
@@ -158,3 +161,4 @@ func (d SupervisorRestartsPaused) EntityID() string  { return d.Supervisor }
 func (d SupervisorRestartsResumed) EntityID() string { return d.Supervisor }
 func (d SupervisorFenceFailed) EntityID() string     { return d.Supervisor }
 func (d SupervisorDrainFailed) EntityID() string     { return d.Supervisor }
+func (d SupervisorInputRejected) EntityID() string   { return d.Supervisor }

@@ -34,6 +34,12 @@ type Config struct {
 	// CommandTimeout bounds a restore, destroy, unpause or cold start on an
 	// agent.
 	CommandTimeout time.Duration `mapstructure:"command_timeout"`
+	// TrustedSources lists the identities ("role/name", or "role/*" for a
+	// whole role) whose node events may fail, suspect, degrade or recover a
+	// host: e.g. ["detector/det-a", "detector/det-b", "site/ipmi"]. Empty
+	// trusts every publisher whose role may send the event (docs/security.md),
+	// including anonymous ones, as on a bus without per-role credentials.
+	TrustedSources []string `mapstructure:"trusted_sources"`
 }
 
 // DefaultConfig: a checkpoint every 5 minutes bounds the work lost to a host
@@ -60,6 +66,9 @@ func (c Config) Validate(section string) error {
 	errs = append(errs, c.Policy.Validate(section+".policy"))
 	if c.FenceTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("%s.fence_timeout: must be positive, got %s", section, c.FenceTimeout))
+	}
+	if _, err := newTrustPolicy(c.TrustedSources); err != nil {
+		errs = append(errs, fmt.Errorf("%s.trusted_sources: %w", section, err))
 	}
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("%s.command_timeout: must be positive, got %s", section, c.CommandTimeout))

@@ -65,12 +65,12 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 		// hosts whose failure is still queued); each event is still acked
 		// only after the state it produced is recorded.
 		err := sh.s.bus.ConsumePipelined(ctx, events.ConsumeConfig{Durable: consumerName, Filters: filters, StartAt: sh.s.clock.Now().Add(-time.Minute)}, 256,
-			func(ctx context.Context, ev events.Event, _ events.Meta) events.Await {
-				in, ok := sh.translate(ev)
+			func(ctx context.Context, ev events.Event, m events.Meta) events.Await {
+				in, ok := sh.translate(ctx, ev, m.Publisher)
 				if !ok {
 					return func() error { return nil }
 				}
-				it := item{in: in, done: make(chan outcome, 1), about: []any{"event", ev.ID, "source", ev.Source}}
+				it := item{in: in, done: make(chan outcome, 1), about: []any{"event", ev.ID, "source", ev.Source, "publisher", m.Publisher.String()}}
 				select {
 				case sh.inputs <- it:
 				case <-ctx.Done():
@@ -93,13 +93,21 @@ func (sh *shell) consumeEvents(ctx context.Context) {
 }
 
 // translate turns an event into the core's input; ok is false for events the
-// core does not take (and for the core's own outputs).
-func (sh *shell) translate(ev events.Event) (core.Input, bool) {
+// core does not take (and for the core's own outputs), and for those whose
+// publisher may not tell them (trust.go), which are reported.
+func (sh *shell) translate(ctx context.Context, ev events.Event, pub events.Publisher) (core.Input, bool) {
 	now := sh.s.clock.Now()
 	p, err := ev.Payload()
 	if err != nil {
 		sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidEvent, ev.Type.Short(), "event", ev.ID, "source", ev.Source, "error", err)
 		return nil, false
+	}
+	if _, taken := rolesMayTell[ev.Type]; taken {
+		host := hostOf(p)
+		if reason := sh.s.trust.admit(ev.Type, pub, host); reason != "" {
+			sh.reject(ctx, ev, pub, host, reason)
+			return nil, false
+		}
 	}
 	switch d := p.(type) {
 	case *events.NodeSuspect:

@@ -32,6 +32,8 @@ type Supervisor struct {
 	coord     *checkpointer.Coordinator
 	elector   *Elector
 	stateKV   jetstream.KeyValue
+	trust     trustPolicy  // supervisor.trusted_sources (trust.go)
+	rejects   rejectNotice // rate limit of supervisor.input_rejected
 
 	term  atomic.Uint64
 	opSeq atomic.Uint64
@@ -53,6 +55,7 @@ func New(ctx context.Context, bus *events.Bus, st store.ImageStore, cfg Config, 
 		kvs[b] = kv
 	}
 	s := &Supervisor{clock: clock.Real(), bus: bus, cfg: cfg, log: log, stateKV: kvs[names.State()]}
+	s.trust, _ = newTrustPolicy(cfg.TrustedSources) // validated above
 	for _, o := range opts {
 		o(s)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/xenft/xenft/events"
+
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/agent"
@@ -151,7 +153,8 @@ func hypervisorFor(c AgentConfig) xen.Hypervisor {
 
 func runAgent(ctx context.Context, a *app) error {
 	cfg := a.cfg
-	bus, err := connectWithRetry(ctx, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a)
+	bus, err := connectWithRetry(ctx, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a,
+		events.As(events.RoleAgent, cfg.Agent.Host))
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"github.com/xenft/xenft/events"
+
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/supervisor"
@@ -37,7 +39,8 @@ successor resumes what it was doing. Runs until SIGINT or SIGTERM.`,
 }
 
 func runSupervisor(ctx context.Context, a *app) error {
-	bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a)
+	bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a,
+		events.As(events.RoleSupervisor, a.cfg.Supervisor.ID))
 	if err != nil {
 		return err
 	}

@@ -197,7 +197,7 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	scfg.CheckpointInterval = d.o.checkpointEvery
 	scfg.Policy = core.DefaultPolicy()
 	scfg.Policy.FenceSelfTimeout, scfg.Policy.FenceMargin = demoSelfFence, demoFenceMargin
-	sbus, err := d.connect("xenft-up-supervisor")
+	sbus, err := d.connect("xenft-up-supervisor", events.As(events.RoleSupervisor, scfg.ID))
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
-	dbus, err := d.connect("xenft-up-detector")
+	dbus, err := d.connect("xenft-up-detector", events.As(events.RoleDetector, "det-1"))
 	if err != nil {
 		return err
 	}
@@ -224,10 +224,10 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 
 // connect opens another in-process connection (each role and host has its
 // own, so a host can be cut off alone).
-func (d *demo) connect(name string) (*events.Bus, error) {
+func (d *demo) connect(name string, as events.ConnectOption) (*events.Bus, error) {
 	c := d.cfg.Bus
 	c.ClientName = name
-	return events.Connect(c, d.log, events.InProcess(d.srv))
+	return events.Connect(c, d.log, events.InProcess(d.srv), as)
 }
 
 // register puts the demo's VMs in the inventory: a 3-VM group spread over

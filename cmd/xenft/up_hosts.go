@@ -86,7 +86,7 @@ func (d *demo) startHost(ctx context.Context, wg *sync.WaitGroup, name string, i
 			}
 		}
 	}
-	bus, err := d.connect("xenft-up-" + name)
+	bus, err := d.connect("xenft-up-"+name, events.As(events.RoleAgent, name))
 	if err != nil {
 		return err
 	}
