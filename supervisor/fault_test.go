@@ -129,6 +129,11 @@ func TestFatalFaultOnAHostWhoseAgentDoesNotAnswer(t *testing.T) {
 // fence command. Group mpi: mpi-0 on n1, mpi-1 on n2, with a committed
 // checkpoint; n3 is spare. Every event is recorded from the start.
 type faultCluster struct {
+	server  *embedded.Server
+	ignored func() map[string]uint64
+	// publishers are the buses publishAs opened, one per identity.
+	publishers map[events.Publisher]*events.Bus
+
 	bus   *events.Bus
 	state func() (*core.State, error)
 	hosts map[string]*faultHost
@@ -154,8 +159,17 @@ const (
 
 func newFaultCluster(t *testing.T) *faultCluster {
 	t.Helper()
+	return newFaultClusterTrusting(t, nil)
+}
+
+// newFaultClusterTrusting is newFaultCluster whose supervisor takes node
+// events only from the identities trusted lists (supervisor.trusted_sources;
+// nil trusts every role that may tell them). Every part publishes as its
+// own identity, as the daemons do.
+func newFaultClusterTrusting(t *testing.T, trusted []string) *faultCluster {
+	t.Helper()
 	s := eventstest.Server(t)
-	bus := eventstest.Bus(t, s)
+	bus := eventstest.BusAs(t, s, events.RoleSupervisor, "s1")
 	st, err := store.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +177,7 @@ func newFaultCluster(t *testing.T) *faultCluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	c := &faultCluster{bus: bus, hosts: map[string]*faultHost{}}
+	c := &faultCluster{server: s, bus: bus, hosts: map[string]*faultHost{}, publishers: map[events.Publisher]*events.Bus{}}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -192,6 +206,7 @@ func newFaultCluster(t *testing.T) *faultCluster {
 	cfg.CheckpointInterval = 0
 	cfg.FenceCommand = nil
 	cfg.Policy.FenceSelfTimeout, cfg.Policy.FenceMargin = faultSelfTimeout, faultMargin
+	cfg.TrustedSources = trusted
 	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +224,7 @@ func newFaultCluster(t *testing.T) *faultCluster {
 		t.Fatal(err)
 	}
 	c.state = func() (*core.State, error) { return supervisor.LoadState(ctx, stateKV) }
+	c.ignored = sup.Ignored
 
 	// The supervisor knows every host and VM, and mpi has a checkpoint
 	// committed and known to the core.
@@ -245,7 +261,7 @@ func startFaultHost(t *testing.T, ctx context.Context, s *embedded.Server, st st
 	t.Helper()
 	log := eventstest.Logger(t, hclog.Warn).Named(name)
 	sim := &xen.Sim{Host: name}
-	bus := eventstest.Bus(t, s)
+	bus := eventstest.BusAs(t, s, events.RoleAgent, name)
 	guard := &events.EpochGuard{}
 	beacon, err := detector.NewBeacon(bus, name, inventory.Host{Driver: sim},
 		detector.BeaconConfig{Interval: 200 * time.Millisecond, InventoryInterval: 200 * time.Millisecond, InventoryTimeout: time.Second}, log)
@@ -320,15 +336,32 @@ func (h *faultHost) powerOff(t *testing.T) time.Time {
 	return last
 }
 
+// publish publishes p as a trusted heartbeat detector would.
 func (c *faultCluster) publish(t *testing.T, p events.Payload) {
 	t.Helper()
-	ev, err := events.New("test/fault", time.Now(), p)
+	c.publishAs(t, events.Publisher{Role: events.RoleDetector, Name: "det-test"}, "xenft/detector/det-test", p)
+}
+
+// publishAs publishes p as the identity pub (the subject's last tokens),
+// with source as the envelope's claim.
+func (c *faultCluster) publishAs(t *testing.T, pub events.Publisher, source string, p events.Payload) {
+	t.Helper()
+	ev, err := events.New(source, time.Now(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, ok := c.publishers[pub]
+	if !ok {
+		if pub.Anonymous() {
+			b = eventstest.Bus(t, c.server)
+		} else {
+			b = eventstest.BusAs(t, c.server, pub.Role, pub.Name)
+		}
+		c.publishers[pub] = b
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.bus.Publish(ctx, ev); err != nil {
+	if err := b.Publish(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -101,10 +101,16 @@ func Bus(t testing.TB, s *embedded.Server) *events.Bus {
 	return BusLogged(t, s, Logger(t, hclog.Warn))
 }
 
-// BusLogged is Bus logging to log (a LogBuffer's, to search what it said).
-func BusLogged(t testing.TB, s *embedded.Server, log hclog.Logger) *events.Bus {
+// BusAs is Bus publishing events as the identity role/name (events.As).
+func BusAs(t testing.TB, s *embedded.Server, role, name string) *events.Bus {
 	t.Helper()
-	b, err := events.Connect(BusConfig(s), log)
+	return BusLogged(t, s, Logger(t, hclog.Warn), events.As(role, name))
+}
+
+// BusLogged is Bus logging to log (a LogBuffer's, to search what it said).
+func BusLogged(t testing.TB, s *embedded.Server, log hclog.Logger, opts ...events.ConnectOption) *events.Bus {
+	t.Helper()
+	b, err := events.Connect(BusConfig(s), log, opts...)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
