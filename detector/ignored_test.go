@@ -1,6 +1,7 @@
 package detector_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -116,9 +117,16 @@ func TestMonitorCountsAndLogsLateProbeReplies(t *testing.T) {
 		b, _ := detector.EncodeHeartbeat(detector.Heartbeat{Host: "n1", Incarnation: "a", Seq: seq})
 		_ = bus.Conn().Publish(bus.Subjects().Heartbeat("n1"), b)
 	}
-	eventstest.Eventually(t, 10*time.Second, func() bool {
-		return m.Metrics().ProbeReplies >= 2 && m.Ignored()[events.IgnoredStale] >= 2
-	}, "metrics %+v, ignored %v: want replies and their repeats counted", m.Metrics(), m.Ignored())
+	// The failure message shows what the condition last saw, not the
+	// values before the wait (CI once printed all zeros here).
+	var mt detector.Metrics
+	var ignored map[string]uint64
+	eventstest.Poll(t, 10*time.Second, 10*time.Millisecond, func() bool {
+		mt, ignored = m.Metrics(), m.Ignored()
+		return mt.ProbeReplies >= 2 && ignored[events.IgnoredStale] >= 2
+	}, func() string {
+		return fmt.Sprintf("metrics %+v, ignored %v: want replies and their repeats counted", mt, ignored)
+	})
 	lines := logs.Lines("ignored input", "reason=stale", `input="probe reply"`, "after probe_timeout or to no probe in flight")
 	if len(lines) != 1 || len(logs.Lines("reason=stale")) != 1 {
 		t.Fatalf("want one line for the repeated replies, got %q", logs.Lines("reason=stale"))
