@@ -3,9 +3,11 @@ package restarter_test
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/xenft/xenft/checkpointer"
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/restarter"
@@ -116,5 +118,54 @@ func TestHostileRequestsAreRefusedBeforeAnythingRuns(t *testing.T) {
 	}
 	if calls := host.Calls(t)[before:]; len(calls) == 0 {
 		t.Fatal("the valid destroy ran no xl: the call log records nothing")
+	}
+}
+
+// The agent's checkpoint verbs refuse hostile requests the same way: a
+// capture whose group would put the image outside the spool (xl save runs
+// as root and writes where it is told) never reaches xl, though the VM is
+// real. (The group climbs only into the test's own temporary directory,
+// so that a regression writes nothing anywhere else.)
+func TestHostileCheckpointRequestsAreRefusedBeforeAnythingRuns(t *testing.T) {
+	e := newEnv(t)
+	var host *xentest.FakeHost
+	a := e.agent("n1", agentOptions{driver: fakeHostDriver(&host), noRun: true, checkpointer: true})
+	host.Boot(t, "vm1", 64)
+	before := len(host.Calls(t))
+	term := a.guard.Term()
+	ep := events.Epoch{Term: 50, Seq: 1}
+
+	for _, h := range []hostile{
+		{"capture into a group outside the spool", checkpointer.VerbCapture,
+			checkpointer.CaptureRequest{Group: "../../../escaped", Seq: 1, VM: "vm1", Epoch: ep},
+			`invalid request: group "../../../escaped": must start with a letter or digit`},
+		{"capture of an option", checkpointer.VerbCapture, checkpointer.CaptureRequest{Group: "g", Seq: 1, VM: "-x", Epoch: ep},
+			`invalid request: vm "-x": must start`},
+		{"resume of an option", checkpointer.VerbResume, checkpointer.ResumeRequest{Group: "g", Seq: 1, VM: "-x", Epoch: ep},
+			`invalid request: vm "-x": must start`},
+		{"upload outside the store", checkpointer.VerbUpload,
+			checkpointer.UploadRequest{Group: "g", Seq: 1, VM: "vm1", Epoch: ep, ImageKey: "../../x"},
+			`invalid request: image_key "../../x": segment ".."`},
+		{"abort of a path", checkpointer.VerbAbort, checkpointer.AbortRequest{Group: "g", Seq: 1, VM: "../vm1", Epoch: ep},
+			`invalid request: vm "../vm1": must start`},
+	} {
+		_, err := send[struct{}](e, "n1", h.verb, h.req)
+		var ce *command.Error
+		if codeOf(err) != command.CodeBadRequest || !errors.As(err, &ce) || !strings.HasPrefix(ce.Message, h.want) || strings.Contains(ce.Message, "\n") {
+			t.Errorf("%s: %v, want bad_request starting %q", h.name, err, h.want)
+		}
+	}
+	if calls := host.Calls(t)[before:]; len(calls) != 0 {
+		t.Errorf("hostile checkpoint requests ran xl: %q", calls)
+	}
+	// The spools are siblings under the test's temporary directory.
+	if escaped, _ := filepath.Glob(filepath.Join(filepath.Dir(a.cfg.SpoolDir), "escaped*")); len(escaped) != 0 {
+		t.Errorf("a capture wrote outside its spool: %v", escaped)
+	}
+	if got := a.guard.Term(); got != term {
+		t.Errorf("hostile requests of term 50 moved the epoch guard from %d to %d", term, got)
+	}
+	if ents, err := os.ReadDir(e.storeDir); err != nil || len(ents) != 0 {
+		t.Errorf("the store holds %v after hostile requests (%v)", ents, err)
 	}
 }
