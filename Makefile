@@ -49,14 +49,17 @@ lint:
 	$(GO) vet -tags e2e ./e2e
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## fuzz: a short run of every fuzz target (FUZZSCALE=6 for about a minute each)
+## fuzz: a short run of every fuzz target (FUZZSCALE=6 for about a minute each);
+## internal/fuzzwired fails when a Fuzz function is missing here
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $$(( $(FUZZSCALE) * 40000 ))x ./events
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $$(( $(FUZZSCALE) * 400000 ))x ./xen
-	$(GO) test -run '^$$' -fuzz '^FuzzParseListTable$$' -fuzztime $$(( $(FUZZSCALE) * 400000 ))x ./xen
-	$(GO) test -run '^$$' -fuzz '^FuzzParseListJSON$$' -fuzztime $$(( $(FUZZSCALE) * 400000 ))x ./xen
-	$(GO) test -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $$(( $(FUZZSCALE) * 400000 ))x ./xen
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeartbeat$$' -fuzztime $$(( $(FUZZSCALE) * 50000 ))x ./detector
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $$(( $(FUZZSCALE) * 250000 ))x ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzParseListTable$$' -fuzztime $$(( $(FUZZSCALE) * 250000 ))x ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzParseListJSON$$' -fuzztime $$(( $(FUZZSCALE) * 250000 ))x ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzParseInfo$$' -fuzztime $$(( $(FUZZSCALE) * 250000 ))x ./xen
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeartbeat$$' -fuzztime $$(( $(FUZZSCALE) * 35000 ))x ./detector
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeProbeReply$$' -fuzztime $$(( $(FUZZSCALE) * 30000 ))x ./detector
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAgentRequest$$' -fuzztime $$(( $(FUZZSCALE) * 200000 ))x ./restarter/protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $$(( $(FUZZSCALE) * 1500 ))x ./supervisor/core
 
 ## xen-e2e: real Xen 4.17 nested under QEMU: the xl driver's TestRealXL and the single-host flow (server, agent, detector, supervisor) in dom0 (root for apt-get, ~4 GB RAM, 2-5 min)

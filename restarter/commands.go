@@ -13,6 +13,9 @@ import (
 // missing domain is success; it is allowed while self-fenced, and it cancels
 // an older command still running on the VM (a restore) instead of waiting.
 func (r *Restarter) Destroy(ctx context.Context, req DestroyRequest) (DestroyReply, error) {
+	if err := req.Validate(); err != nil {
+		return DestroyReply{}, refuse(err)
+	}
 	where := fmt.Sprintf("vm.destroy of %s on %s", req.VM, r.id.Host)
 	if err := r.admit(VerbDestroy, req.VM, req.Epoch); err != nil {
 		return DestroyReply{}, err
@@ -43,6 +46,9 @@ func (r *Restarter) Destroy(ctx context.Context, req DestroyRequest) (DestroyRep
 // restored). A domain the self-fence paused is never unpaused: its VM may
 // run elsewhere by now.
 func (r *Restarter) Unpause(ctx context.Context, req UnpauseRequest) (UnpauseReply, error) {
+	if err := req.Validate(); err != nil {
+		return UnpauseReply{}, refuse(err)
+	}
 	where := fmt.Sprintf("vm.unpause of %s on %s", req.VM, r.id.Host)
 	if err := r.admit(VerbUnpause, req.VM, req.Epoch); err != nil {
 		return UnpauseReply{}, err
@@ -77,10 +83,10 @@ func (r *Restarter) Unpause(ctx context.Context, req UnpauseRequest) (UnpauseRep
 // domain of the name already here, except the one it cold-started itself.
 func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdStartReply, error) {
 	start := r.clock.Now()
-	where := fmt.Sprintf("vm.coldstart of %s from %s on %s", req.VM, req.ConfigPath, r.id.Host)
-	if req.ConfigPath == "" {
-		return ColdStartReply{}, command.NewError(command.CodeBadRequest, fmt.Errorf("%s: config_path is required", where))
+	if err := req.Validate(); err != nil {
+		return ColdStartReply{}, refuse(err)
 	}
+	where := fmt.Sprintf("vm.coldstart of %s from %s on %s", req.VM, req.ConfigPath, r.id.Host)
 	if err := r.admit(VerbColdStart, req.VM, req.Epoch); err != nil {
 		return ColdStartReply{}, err
 	}
@@ -147,6 +153,9 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 // List lists the guest domains and the self-fence state. With a leader's
 // epoch it is also the reconciliation that ends a self-fence (fence.go).
 func (r *Restarter) List(ctx context.Context, req ListRequest) (ListReply, error) {
+	if err := req.Validate(); err != nil {
+		return ListReply{}, refuse(err)
+	}
 	if req.Epoch != (events.Epoch{}) {
 		if err := r.guard.Admit(req.Epoch); err != nil {
 			return ListReply{}, err

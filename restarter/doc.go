@@ -19,6 +19,18 @@
 // own domain and succeeds without a second copy; any other domain of the
 // name is refused with a permanent error (the supervisor destroys first).
 //
+// # Input (protocol/validate.go, internal/reqcheck)
+//
+// Before a handler does anything — before even its epoch is admitted — the
+// request passes its Validate: names that xl could read as an option or that
+// could leave the spool, image keys outside the store, sizes beyond
+// protocol.MaxImageSize, checksums that are not 64 hex digits, config paths
+// that are not absolute and clean, commands of no leader's term. A refusal
+// is bad_request (the supervisor does not retry it), one line naming each
+// field and its value, quoted and cut if long. The store checks keys again
+// on every call, the xl driver refuses a leading '-' again, and xl is exec'd
+// with its arguments as they are, never through a shell (xen/xl_exec.go).
+//
 // # Self-fencing (fence.go)
 //
 // The agent renews its lease (key <host> in xenft_hosts) every

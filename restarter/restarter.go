@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +19,11 @@ import (
 	"github.com/xenft/xenft/xen"
 )
 
-// Hypervisor is what the restarter needs of a xen driver.
+// Hypervisor is what the restarter needs of a xen driver. Domain names and
+// paths reach it only from requests their Validate accepted (no leading
+// '-', no '/', absolute clean config paths). The production driver, xen.XL,
+// execs xl with them as separate arguments, never through a shell
+// (xen/xl_exec.go), and refuses a leading '-' or a NUL once more itself.
 type Hypervisor interface {
 	List(ctx context.Context) ([]xen.Domain, error)
 	Pause(ctx context.Context, dom string) error
@@ -164,9 +167,11 @@ func (r *Restarter) Handlers() map[string]command.Handler {
 	}
 }
 
-// nameRE is the events schema's name: VM names travel in subjects, event
-// data and spool file names.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+// refuse answers a request its Validate refused: bad_request, which the
+// supervisor does not retry. The message is the checks' own line alone:
+// the request's fields are what is wrong, so no "vm.restore of <vm>" may
+// repeat them unquoted, and the sender's *command.Error names verb and host.
+func refuse(err error) error { return command.NewError(command.CodeBadRequest, err) }
 
 // staleFor refuses a command overtaken by a newer one for the same VM.
 func staleFor(verb, vm string, e, newer events.Epoch) error {
@@ -175,14 +180,9 @@ func staleFor(verb, vm string, e, newer events.Epoch) error {
 }
 
 // admit checks a command's epoch: the shared guard refuses an old term, and
-// per VM an epoch older than the newest received is refused.
+// per VM an epoch older than the newest received is refused. The request
+// has passed its Validate: vm is a name and e a leader's.
 func (r *Restarter) admit(verb, vm string, e events.Epoch) error {
-	if !nameRE.MatchString(vm) {
-		return command.NewError(command.CodeBadRequest, fmt.Errorf("%s: vm %q is not a name (letters, digits, '.', '_', '-')", verb, vm))
-	}
-	if e.Term == 0 && e.Seq == 0 {
-		return command.NewError(command.CodeBadRequest, fmt.Errorf("%s of %s: epoch is required", verb, vm))
-	}
 	if err := r.guard.Admit(e); err != nil {
 		return err
 	}

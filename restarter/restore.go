@@ -5,35 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"time"
 
 	"github.com/xenft/xenft/events/command"
 	"github.com/xenft/xenft/store"
 	"github.com/xenft/xenft/xen"
 )
-
-var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-func validateRestore(r RestoreRequest) error {
-	var errs []error
-	if !nameRE.MatchString(r.VM) {
-		errs = append(errs, fmt.Errorf("vm %q is not a name", r.VM))
-	}
-	if r.Group == "" {
-		errs = append(errs, errors.New("group is required"))
-	}
-	if err := store.ValidateKey(r.ImageKey); err != nil {
-		errs = append(errs, fmt.Errorf("image_key: %w", err))
-	}
-	if r.Size <= 0 {
-		errs = append(errs, fmt.Errorf("size must be positive, got %d", r.Size))
-	}
-	if !sha256RE.MatchString(r.SHA256) {
-		errs = append(errs, fmt.Errorf("sha256 %q is not 64 lower-case hex digits", r.SHA256))
-	}
-	return errors.Join(errs...)
-}
 
 // Restore fetches a checkpoint image into the spool, verifying it, and
 // restores it, paused unless asked otherwise. A domain of the same name
@@ -45,11 +22,11 @@ func validateRestore(r RestoreRequest) error {
 // stages (restoreStages); the first that fails ends it, and failed turns its
 // error into the command error the supervisor sees, in one place.
 func (r *Restarter) Restore(ctx context.Context, req RestoreRequest) (RestoreReply, error) {
+	if err := req.Validate(); err != nil {
+		return RestoreReply{}, refuse(err)
+	}
 	x := &restoreRun{r: r, req: req, start: r.clock.Now(),
 		where: fmt.Sprintf("vm.restore of %s from checkpoint %s/%d on %s", req.VM, req.Group, req.Seq, r.id.Host)}
-	if err := validateRestore(req); err != nil {
-		return RestoreReply{}, command.NewError(command.CodeBadRequest, fmt.Errorf("%s: %w", x.where, err))
-	}
 	if err := r.admit(VerbRestore, req.VM, req.Epoch); err != nil {
 		return RestoreReply{}, err
 	}

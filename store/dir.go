@@ -51,7 +51,14 @@ func NewDir(root string) (*Dir, error) {
 	}}, nil
 }
 
-func (d *Dir) path(key string) string { return filepath.Join(d.root, filepath.FromSlash(key)) }
+// path is key's file under the root. It checks key itself, so that no method
+// can turn a key into a path without the check.
+func (d *Dir) path(key string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key)), nil
+}
 
 // Put writes to a temporary name in the final directory, fsyncs it, renames
 // it into place, then writes the sidecar the same way and fsyncs the
@@ -59,10 +66,10 @@ func (d *Dir) path(key string) string { return filepath.Join(d.root, filepath.Fr
 // file (removed on error, ignored by List), or an image without a sidecar
 // (incomplete: invisible to Open and List, and replaced by the next Put).
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
-	if err := ValidateKey(key); err != nil {
+	final, err := d.path(key)
+	if err != nil {
 		return Info{}, err
 	}
-	final := d.path(key)
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return Info{}, fmt.Errorf("put %s: %w", key, err)
@@ -109,7 +116,7 @@ func copyAndHash(ctx context.Context, w io.Writer, r io.Reader) (int64, string, 
 }
 
 func (d *Dir) writeAtomic(ctx context.Context, final string, write func(io.Writer) error) (err error) {
-	var suffix [6]byte
+	var suffix [6]byte // 12 hex digits: tempRE (key.go) keeps keys off these names
 	_, _ = rand.Read(suffix[:])
 	tmp := final + ".tmp-" + hex.EncodeToString(suffix[:])
 	f, err := d.create(tmp)
@@ -160,10 +167,11 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // Stat reads the sidecar.
 func (d *Dir) Stat(_ context.Context, key string) (Info, error) {
-	if err := ValidateKey(key); err != nil {
+	p, err := d.path(key)
+	if err != nil {
 		return Info{}, err
 	}
-	b, err := os.ReadFile(d.path(key) + metaSuffix)
+	b, err := os.ReadFile(p + metaSuffix)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
@@ -183,7 +191,11 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, Info, error)
 	if err != nil {
 		return nil, Info{}, err
 	}
-	f, err := os.Open(d.path(key))
+	p, err := d.path(key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, Info{}, fmt.Errorf("%w: %s (sidecar without image)", ErrCorrupt, key)
 	}
@@ -196,10 +208,10 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, Info, error)
 // Delete removes the sidecar first, so a half-deleted image is incomplete
 // rather than a sidecar describing nothing.
 func (d *Dir) Delete(_ context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
+	p, err := d.path(key)
+	if err != nil {
 		return err
 	}
-	p := d.path(key)
 	for _, name := range []string{p + metaSuffix, p} {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete %s: %w", key, err)
@@ -224,7 +236,10 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]Info, error) {
 			}
 			return err
 		}
-		if e.IsDir() || !strings.HasSuffix(p, metaSuffix) || strings.Contains(filepath.Base(p), ".tmp-") {
+		// A temporary never ends in metaSuffix (writeAtomic appends its
+		// suffix last), and a sidecar whose key is not valid is refused
+		// by Stat below.
+		if e.IsDir() || !strings.HasSuffix(p, metaSuffix) {
 			return nil
 		}
 		rel, err := filepath.Rel(d.root, strings.TrimSuffix(p, metaSuffix))

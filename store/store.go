@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -48,35 +45,6 @@ var (
 	ErrCorrupt    = errors.New("image corrupt")
 	ErrInvalidKey = errors.New("invalid image key")
 )
-
-var segmentRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
-// ValidateKey accepts keys of '/'-separated segments of letters, digits, '.',
-// '_' and '-', each starting with a letter or digit: no "..", no absolute
-// paths, nothing a directory store could be tricked into writing outside its
-// root.
-func ValidateKey(key string) error {
-	if key == "" || len(key) > 1024 {
-		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if !segmentRE.MatchString(seg) {
-			return fmt.Errorf("%w: %q (segment %q)", ErrInvalidKey, key, seg)
-		}
-	}
-	return nil
-}
-
-// ImageKey is the key of one member's image in one checkpoint of a group:
-// <group>/<seq>/<vm>.img (the layout DESIGN.md gives the directory store).
-func ImageKey(group string, seq uint64, vm string) string {
-	return group + "/" + strconv.FormatUint(seq, 10) + "/" + vm + ".img"
-}
-
-// CheckpointPrefix is the prefix of every image of one checkpoint.
-func CheckpointPrefix(group string, seq uint64) string {
-	return group + "/" + strconv.FormatUint(seq, 10) + "/"
-}
 
 // hashingReader counts and hashes what passes through it.
 type hashingReader struct {

@@ -160,16 +160,72 @@ func TestFailedPutLeavesNoImage(t *testing.T) {
 	}
 }
 
+// Every method of both stores checks its key itself (defence in depth: a
+// request that slipped past its own validation still cannot reach outside
+// the store), and a refused Put leaves nothing behind, inside the directory
+// store's root or beside it.
 func TestInvalidKeysAreRefused(t *testing.T) {
+	keys := []string{"", "../etc/passwd", "../../x", "/abs", "a//b", "a/../b", "a/.hidden", "a b", `a\..\b`, "a\x00b", "a/b.img.meta"}
 	for name, mk := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			s := mk(t)
-			for _, key := range []string{"", "../etc/passwd", "/abs", "a//b", "a/../b", "a/.hidden", "a b"} {
-				if _, err := s.Put(context.Background(), key, strings.NewReader("x")); !errors.Is(err, store.ErrInvalidKey) {
+			ctx := context.Background()
+			for _, key := range keys {
+				if _, err := s.Put(ctx, key, strings.NewReader("x")); !errors.Is(err, store.ErrInvalidKey) {
 					t.Errorf("put %q: %v", key, err)
 				}
+				if _, _, err := s.Open(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+					t.Errorf("open %q: %v", key, err)
+				}
+				if _, err := s.Stat(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+					t.Errorf("stat %q: %v", key, err)
+				}
+				if err := s.Delete(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+					t.Errorf("delete %q: %v", key, err)
+				}
+			}
+			if l, err := s.List(ctx, ""); err != nil || len(l) != 0 {
+				t.Fatalf("list after refused puts: %+v, %v", l, err)
 			}
 		})
+	}
+	t.Run("dir leaves no file", func(t *testing.T) {
+		parent := t.TempDir()
+		root := filepath.Join(parent, "store")
+		s, err := store.NewDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range keys {
+			_, _ = s.Put(context.Background(), key, strings.NewReader("x"))
+		}
+		var files []string
+		_ = filepath.WalkDir(parent, func(p string, e os.DirEntry, err error) error {
+			if err == nil && p != parent && p != root {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if len(files) != 0 {
+			t.Fatalf("refused puts left %v", files)
+		}
+	})
+}
+
+// An image whose name merely contains ".tmp-" (a VM named so) is an image
+// like any other: List shows it, so retention can delete it.
+func TestDirListsAnImageWhoseNameLooksTemporary(t *testing.T) {
+	s, err := store.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := store.ImageKey("g", 1, "vm.tmp-3")
+	if _, err := s.Put(ctx, key, strings.NewReader("image")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.List(ctx, "g/"); err != nil || len(l) != 1 || l[0].Key != key {
+		t.Fatalf("list: %+v, %v; want %s", l, err, key)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/checkpointer"
+	"github.com/xenft/xenft/internal/reqcheck"
 	"github.com/xenft/xenft/supervisor/core"
 )
 
@@ -80,6 +81,12 @@ func (v VMSpec) Validate() error {
 	}
 	if v.MemoryMiB <= 0 {
 		errs = append(errs, fmt.Errorf("memory: must be positive, got %d MiB", v.MemoryMiB))
+	}
+	// The agent refuses a cold start from any other path (its
+	// ColdStartRequest.Validate); refused here, the operator hears of it
+	// when registering the VM, not when its host has died.
+	if fe := reqcheck.OptionalPath("config_path", v.ConfigPath); fe != nil {
+		errs = append(errs, fe)
 	}
 	switch v.Policy {
 	case core.PolicyRestore, core.PolicyRestoreOrCold, core.PolicyNone:

@@ -2,10 +2,12 @@ package xen
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Config is a parsed xl domain configuration file (xl.cfg(5)): settings of
@@ -46,9 +48,17 @@ const (
 	CfgList
 )
 
-// LoadConfig reads and parses an xl config file.
+// MaxConfigSize bounds an xl config file. Real ones are a few hundred
+// bytes; the bound matters because the path may come from a command on the
+// bus, and the agent reads the file into its own memory.
+const MaxConfigSize = 1 << 20
+
+// LoadConfig reads and parses an xl config file. Only a regular file of at
+// most MaxConfigSize bytes is read: a path naming /dev/zero, a FIFO or a
+// directory is refused without reading, and the open cannot block (a FIFO
+// with no writer would hold the caller forever).
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("xl config %s: %w", path, err)
 	}
@@ -57,6 +67,29 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("xl config %s: %w", path, err)
 	}
 	return c, nil
+}
+
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, err
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	case st.Size() > MaxConfigSize:
+		return nil, fmt.Errorf("%d bytes, at most %d", st.Size(), MaxConfigSize)
+	}
+	// The file may grow between Stat and the read.
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err == nil && len(data) > MaxConfigSize {
+		err = fmt.Errorf("more than %d bytes", MaxConfigSize)
+	}
+	return data, err
 }
 
 // ParseConfig parses the text of an xl config file. It follows libxlu's

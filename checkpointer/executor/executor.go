@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,10 +160,17 @@ func (x *Executor) Handlers() map[string]command.Handler {
 // snapshot hook, and arms the max-pause timer (or resumes at once when asked
 // to resume early).
 func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (checkpointer.CaptureReply, error) {
+	if err := r.Validate(); err != nil {
+		return checkpointer.CaptureReply{}, command.NewError(command.CodeBadRequest, err)
+	}
+	spool, err := x.spoolPath(r)
+	if err != nil {
+		return checkpointer.CaptureReply{}, err
+	}
 	if err := x.epoch.Admit(r.Epoch); err != nil {
 		return checkpointer.CaptureReply{}, err
 	}
-	c := &capture{group: r.Group, seq: r.Seq, spool: filepath.Join(x.cfg.SpoolDir, fmt.Sprintf("%s-%s-%d.img", r.VM, r.Group, r.Seq)), done: make(chan struct{})}
+	c := &capture{group: r.Group, seq: r.Seq, spool: spool, done: make(chan struct{})}
 	defer close(c.done)
 	x.mu.Lock()
 	if _, gone := x.aborted[abortKey{r.VM, r.Group, r.Seq}]; gone {
@@ -222,6 +230,18 @@ func (x *Executor) Capture(ctx context.Context, r checkpointer.CaptureRequest) (
 	return rep, nil
 }
 
+// spoolPath is where a capture's image is saved: <spool>/<vm>-<group>-<seq>.img.
+// Validate refused any name that could make it leave the spool; it is
+// checked again where the path is made, because xl save writes as root
+// wherever it is told.
+func (x *Executor) spoolPath(r checkpointer.CaptureRequest) (string, error) {
+	name := fmt.Sprintf("%s-%s-%d.img", r.VM, r.Group, r.Seq)
+	if strings.ContainsRune(name, filepath.Separator) || !filepath.IsLocal(name) {
+		return "", command.NewError(command.CodeBadRequest, fmt.Errorf("spool name %q is not a file name", name))
+	}
+	return filepath.Join(x.cfg.SpoolDir, name), nil
+}
+
 // expire unpauses a member the coordinator did not resume in time.
 func (x *Executor) expire(vm string, c *capture, after time.Duration) {
 	x.mu.Lock()
@@ -253,6 +273,9 @@ func (x *Executor) held(vm, group string, seq uint64) (*capture, error) {
 
 // Resume unpauses a captured member.
 func (x *Executor) Resume(ctx context.Context, r checkpointer.ResumeRequest) (checkpointer.ResumeReply, error) {
+	if err := r.Validate(); err != nil {
+		return checkpointer.ResumeReply{}, command.NewError(command.CodeBadRequest, err)
+	}
 	if err := x.epoch.Admit(r.Epoch); err != nil {
 		return checkpointer.ResumeReply{}, err
 	}
@@ -288,6 +311,9 @@ func (x *Executor) resume(ctx context.Context, vm string, c *capture) (time.Dura
 // Upload streams the spooled image into the store and drops it from the
 // spool. It may run while the member runs again.
 func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (checkpointer.UploadReply, error) {
+	if err := r.Validate(); err != nil {
+		return checkpointer.UploadReply{}, command.NewError(command.CodeBadRequest, err)
+	}
 	if err := x.epoch.Admit(r.Epoch); err != nil {
 		return checkpointer.UploadReply{}, err
 	}
@@ -327,6 +353,9 @@ func (x *Executor) Upload(ctx context.Context, r checkpointer.UploadRequest) (ch
 // capture still saving is told to undo itself, and Abort waits for it, so
 // when Abort returns the member is not paused by this checkpoint.
 func (x *Executor) Abort(ctx context.Context, r checkpointer.AbortRequest) (checkpointer.ResumeReply, error) {
+	if err := r.ValidateAbort(); err != nil {
+		return checkpointer.ResumeReply{}, command.NewError(command.CodeBadRequest, err)
+	}
 	x.mu.Lock()
 	now := x.clock.Now()
 	for k, at := range x.aborted {

@@ -2,9 +2,10 @@
 // <prefix>.cmd.<host>.<verb>: the verbs, their requests and replies, and the
 // host lease record every agent keeps in the xenft_hosts bucket.
 //
-// It is a package of its own, importing nothing of the project but events,
-// because the supervisor speaks it and must not import package restarter,
-// which drives the xen toolstack (supervisor/deps_test.go).
+// It is a package of its own, importing nothing of the project but events
+// and the request checks of internal/reqcheck (which import the store's key
+// rule), because the supervisor speaks it and must not import package
+// restarter, which drives the xen toolstack (supervisor/deps_test.go).
 //
 // Every request carries the sender's epoch; the agent refuses an epoch whose
 // term is older than one it has obeyed (events.EpochGuard, shared with the
@@ -15,11 +16,11 @@
 //	vm.restore    not_found: no image under image_key; corrupt: the image's
 //	              size or sha256 differ from the request; permanent: a domain
 //	              of that name already runs here (destroy it first), no
-//	              memory, config names another VM; not_ready: the host is
+//	              memory, a configuration it cannot read; not_ready: the host is
 //	              self-fenced and not reconciled yet (see ListReply.Fence,
 //	              HostLease.AwaitingReconcile); retryable: timeouts,
-//	              toolstack errors, store unreachable; bad_request: missing
-//	              fields.
+//	              toolstack errors, store unreachable; bad_request: a
+//	              configuration naming another domain.
 //	vm.destroy    never not_found: destroying a missing domain succeeds;
 //	              never not_ready: a self-fenced host destroys.
 //	vm.unpause    not_found: no such domain; permanent: it is crashed or
@@ -28,7 +29,9 @@
 //	vm.coldstart  as vm.restore, without image errors.
 //	vm.list       none in practice (retryable if xl fails).
 //
-// stale_epoch on any verb means the sender lost the leadership.
+// stale_epoch on any verb means the sender lost the leadership; bad_request
+// on any verb, that the request's Validate refused it (validate.go) and
+// nothing was done: sending it again cannot succeed.
 package protocol
 
 import (

@@ -7,7 +7,10 @@ package xentest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +79,9 @@ func FakeXL(t testing.TB) string {
 type FakeHost struct {
 	XL    *xen.XL
 	State string // FAKEXL_STATE: the host's domains and fault switches
+	// CallLog is FAKEXL_CALLS: every xl invocation on this host, one JSON
+	// array of its arguments a line (see Calls).
+	CallLog string
 }
 
 // NewFakeHost is a host named name with no domains, its state in a
@@ -84,10 +90,37 @@ type FakeHost struct {
 func NewFakeHost(t testing.TB, name string, env ...string) *FakeHost {
 	t.Helper()
 	state := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "calls.jsonl")
 	return &FakeHost{
-		XL:    &xen.XL{Path: FakeXL(t), Env: append([]string{"FAKEXL_STATE=" + state, "FAKEXL_HOST=" + name}, env...)},
-		State: state,
+		XL:      &xen.XL{Path: FakeXL(t), Env: append([]string{"FAKEXL_STATE=" + state, "FAKEXL_HOST=" + name, "FAKEXL_CALLS=" + calls}, env...)},
+		State:   state,
+		CallLog: calls,
 	}
+}
+
+// Calls is every xl invocation on h so far, oldest first, each as its
+// arguments (["list", "-l"], ["destroy", "vm1"]).
+func (h *FakeHost) Calls(t testing.TB) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(h.CallLog)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var args []string
+		if err := json.Unmarshal([]byte(line), &args); err != nil {
+			t.Fatalf("fake xl call log %s: line %q: %v", h.CallLog, line, err)
+		}
+		calls = append(calls, args)
+	}
+	return calls
 }
 
 // Boot creates a pv guest vm of memMiB on h from a config WriteConfig

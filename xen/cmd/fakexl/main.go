@@ -16,6 +16,8 @@
 //	FAKEXL_DOM0_MEMORY      dom0 memory in MiB (default 1536)
 //	FAKEXL_HOST             host name for `xl info` (default "(none)", as in
 //	                        the nested lab's dom0)
+//	FAKEXL_CALLS            if set, a file to which every invocation appends
+//	                        its arguments as a JSON array on one line
 //
 // Fault switches: a file $FAKEXL_STATE/faults/<verb> holding "fail", "hang"
 // or (for save) "truncate" makes the next call of that verb fail, hang until
@@ -59,6 +61,11 @@ type xlCall struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// A test that counts calls must not miss one: no record, no call.
+	if err := recordCall(args); err != nil {
+		fmt.Fprintf(stderr, "fakexl: %v\n", err)
+		return 1
+	}
 	// Global options come before the subcommand, as with xl's getopt.
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") && len(args[0]) > 1 {
 		if strings.Trim(args[0], "-vfNtT") != "" {
