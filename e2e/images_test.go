@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -36,14 +37,13 @@ func (c *cluster) corruptImage(key string) {
 		return err == nil
 	}, func() string { return fmt.Sprintf("read image %s: %v", key, err) })
 	data[len(data)/2] ^= 0xff
-	recorded := maps.Clone(info.Metadata)
-	meta := jetstream.ObjectMeta{Name: key, Opts: info.Opts}
-	if _, err := obj.PutBytes(ctx, key, data); err != nil {
+	// One Put with the recorded checksum, not a Put and an UpdateMeta: the
+	// latter reads the info first, from any replica, and one still holding
+	// the old object's info made it write that back, pointing at the
+	// chunks the Put had purged (the image then could not be read at all).
+	meta := jetstream.ObjectMeta{Name: key, Opts: info.Opts, Metadata: maps.Clone(info.Metadata)}
+	if _, err := obj.Put(ctx, meta, bytes.NewReader(data)); err != nil {
 		c.t.Fatalf("rewrite image %s: %v", key, err)
-	}
-	meta.Metadata = recorded
-	if err := obj.UpdateMeta(ctx, key, meta); err != nil {
-		c.t.Fatalf("restore the recorded checksum of %s: %v", key, err)
 	}
 	c.logf("image %s corrupted: byte %d flipped, recorded checksum kept", key, len(data)/2)
 }

@@ -56,7 +56,42 @@ func (n *NATS) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 		_ = n.obj.Delete(ctx, key)
 		return Info{}, fmt.Errorf("put %s: record checksum: %w", key, err)
 	}
+	if err := n.confirmChunks(ctx, key, oi.NUID); err != nil {
+		return Info{}, fmt.Errorf("put %s: %w", key, err)
+	}
 	return info, nil
+}
+
+// confirmChunks checks that the object's latest info names the chunks Put
+// wrote. UpdateMeta is a read-modify-write, and its read may be answered by
+// a replica that still holds the info of an earlier object under the same
+// key (an upload retried under its key, or a test rewriting an image): it
+// then writes that info back, pointing at chunks Put has just purged, and
+// every later read of the object stalls waiting for them (e2e, a rewritten
+// image unreadable for 90 s). The info read here may also come from a
+// replica behind, so it is read again until it names nuid or staleReadWait
+// has passed; the latter is a failed Put.
+func (n *NATS) confirmChunks(ctx context.Context, key, nuid string) error {
+	wait := 10 * time.Millisecond
+	deadline := time.Now().Add(staleReadWait)
+	for {
+		oi, err := n.obj.GetInfo(ctx, key)
+		if err == nil && oi.NUID == nuid {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("its info names chunks %s, not the %s just written: an earlier object's info was written back", oi.NUID, nuid)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // staleReadWait bounds how long Put waits for the replicas of a clustered
