@@ -18,8 +18,9 @@ import (
 )
 
 // consumerName is the durable consumer of the events the core needs. Every
-// supervisor uses the same one; only the leader reads it.
-const consumerName = "xenft-supervisor"
+// supervisor uses the same one; only the leader reads it. Its name is
+// events', so per-role permissions can keep every other role off it.
+const consumerName = events.SupervisorConsumer
 
 // beatFeedEvery is how often a host's heartbeat reaches the core when nothing
 // in it changed: far more often than fence_self_timeout requires, far less
