@@ -223,6 +223,16 @@ func (b *Bus) Images(ctx context.Context) (jetstream.ObjectStore, error) {
 	return obj, nil
 }
 
+// ImagesStream opens the stream of the image object store, which
+// store.NATS reads images' chunks from with direct gets.
+func (b *Bus) ImagesStream(ctx context.Context) (jetstream.Stream, error) {
+	st, err := b.js.Stream(ctx, "OBJ_"+b.names.Images())
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
+	}
+	return st, nil
+}
+
 // KV opens one of the installation's key-value buckets by name (see Names).
 func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	kv, err := b.js.KeyValue(ctx, bucket)

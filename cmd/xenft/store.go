@@ -64,7 +64,11 @@ func openStore(ctx context.Context, c StoreConfig, bus *events.Bus) (store.Image
 		if err != nil {
 			return nil, fmt.Errorf("image object store: %w", err)
 		}
-		return store.NewNATS(obj), nil
+		chunks, err := bus.ImagesStream(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("image object store: %w", err)
+		}
+		return store.NewNATS(obj, chunks), nil
 	}
 	return store.NewDir(c.Dir)
 }
