@@ -83,7 +83,7 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 		return nil, fmt.Errorf("bus.identity: required with bus.auth.nkey_seed_file: the role/name the seed was issued for, e.g. operator/admin")
 	}
 	log = log.Named("bus")
-	den := &denials{}
+	den := &denials{inbox: InboxPrefix(co.publisher) + "."}
 	nopts := []nats.Option{
 		nats.Name(cfg.ClientName),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -272,8 +272,8 @@ func (b *Bus) publish(ctx context.Context, ev Event) (*jetstream.PubAck, error) 
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	wctx, refused := b.denied.watch(ctx, msg.Subject)
 	ack, err := b.js.PublishMsg(wctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(b.names.Stream()))
-	if refused() {
-		err = b.deniedError(msg.Subject)
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish %s %s on %s: %w", ev.Type.Short(), ev.ID, msg.Subject, err)

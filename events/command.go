@@ -110,9 +110,9 @@ func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, ti
 	wctx, refused := b.denied.watch(rctx, subject)
 	msg, err := b.nc.RequestWithContext(wctx, subject, body)
 	lost := stop()
-	if refused() {
+	if derr := refused(); derr != nil {
 		// Permanent: this connection's credential will not be let through.
-		return fmt.Errorf("%w: %w", &command.Error{Host: host, Verb: verb, Code: command.CodePermanent, Message: "refused by the server"}, b.deniedError(subject))
+		return fmt.Errorf("%w: %w", &command.Error{Host: host, Verb: verb, Code: command.CodePermanent, Message: "refused by the server"}, b.deniedError(derr))
 	}
 	if err != nil {
 		if lost {

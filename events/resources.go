@@ -131,8 +131,8 @@ func (b *Bus) missingResources(ctx context.Context, want []string) (missing []st
 		denied := refused()
 		cancel()
 		switch {
-		case denied:
-			return nil, nil, fmt.Errorf("%s: %w", what, b.deniedError(subject))
+		case denied != nil:
+			return nil, nil, fmt.Errorf("%s: %w", what, b.deniedError(denied))
 		case serr == nil:
 			continue
 		case !errors.Is(serr, jetstream.ErrStreamNotFound):
