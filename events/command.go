@@ -31,7 +31,9 @@ const VerbPeek = "vm.peek"
 // long save does not hold up a pause of another domain. Unknown verbs and
 // undecodable requests are answered with an error, never dropped silently;
 // they, and the requests handlers refuse as bad_request or stale_epoch, are
-// counted in Ignored and logged at most once per IgnoreLogEvery.
+// counted in Ignored and logged at most once per IgnoreLogEvery. A
+// message a JetStream consumer delivered (FromConsumer) is not a command:
+// it is counted and logged the same way, and neither run nor answered.
 func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[string]command.Handler, maxConcurrent int) error {
 	if maxConcurrent <= 0 {
 		maxConcurrent = 16
@@ -42,6 +44,12 @@ func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[strin
 	log := b.log.Named("commands")
 	sub, err := b.nc.Subscribe(b.subjects.HostCommands(host), func(m *nats.Msg) {
 		verb := m.Subject[len(prefix):]
+		if FromConsumer(m) {
+			// Replayed by a JetStream consumer, not sent by a supervisor.
+			b.ignored.Ignore(log, IgnoredInvalidRequest, "command", "verb", verb, "host", host,
+				"error", "delivered by a JetStream consumer ("+m.Reply+"), not sent by a supervisor")
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -20,9 +20,10 @@ import (
 // Open reads the chunks with direct gets (one request per chunk) rather
 // than the object store's Get, which creates a push consumer: a credential
 // that may create consumers on a stream can have the server deliver the
-// stream's messages to any subject (nats-server#8274), and an agent both
-// writes the chunks and reads them, so it would choose what is delivered.
-// Reading this way an agent needs no consumer (docs/security.md).
+// stream's messages to any subject someone subscribes to
+// (nats-server#8274, events.FromConsumer), and an agent writes the chunks
+// itself, so it would choose the bytes delivered. Reading this way an
+// agent needs no consumer (docs/security.md).
 type NATS struct {
 	obj    jetstream.ObjectStore
 	chunks ChunkGetter

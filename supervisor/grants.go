@@ -110,6 +110,9 @@ func (sh *shell) serveGrants() (stop func()) {
 	subject := sh.s.bus.Subjects().Supervisor(protocol.GrantSubjectVerb + ".*")
 	prefix := strings.TrimSuffix(subject, "*")
 	sub, err := sh.s.bus.Conn().Subscribe(subject, func(m *nats.Msg) {
+		if sh.s.replayed(m) {
+			return
+		}
 		var req protocol.GrantRequest
 		rep := protocol.GrantReply{Term: sh.term}
 		switch {
