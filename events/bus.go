@@ -2,8 +2,10 @@ package events
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -104,7 +106,11 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 			if sub != nil {
 				subj = sub.Subject
 			}
-			den.note(err)
+			if den.note(err) {
+				// The operation refused returns the error itself.
+				log.Debug("nats async error", "subject", subj, "error", err)
+				return
+			}
 			log.Warn("nats async error", "subject", subj, "error", err)
 		}),
 	}
@@ -133,7 +139,7 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 	nopts = append(nopts, co.nats...)
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w%s", url, err, connectHint(cfg, err))
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
 	if err != nil {
@@ -142,6 +148,22 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 	}
 	return &Bus{nc: nc, js: js, cfg: cfg, subjects: Subjects{Prefix: cfg.Prefix}, names: NamesFor(cfg.Prefix), log: log,
 		publisher: co.publisher, denied: den}, nil
+}
+
+// connectHint says which setting a refused connection points to.
+func connectHint(cfg BusConfig, err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, nats.ErrAuthorization) && cfg.Auth == (ClientAuth{}):
+		return " (the server requires a credential: bus.auth.nkey_seed_file and bus.identity, as xenft auth init or xenft up print them)"
+	case errors.Is(err, nats.ErrAuthorization):
+		return " (the server does not accept this credential: is its public key in the servers' server.auth.identities?)"
+	case errors.As(err, &unknownCA) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return " (set bus.tls.ca to the CA that signed the server's certificate)"
+	case errors.Is(err, nats.ErrSecureConnRequired):
+		return " (the server requires TLS: set bus.tls.ca)"
+	}
+	return ""
 }
 
 func authOptions(cfg BusConfig) ([]nats.Option, error) {

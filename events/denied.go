@@ -40,11 +40,13 @@ type refusal struct{ err error }
 
 func (r refusal) Error() string { return r.err.Error() }
 
-// note is called with every asynchronous error of the connection.
-func (d *denials) note(err error) {
+// note is called with every asynchronous error of the connection; it
+// reports whether an operation waiting on the refused subject was told, and
+// so will report the refusal itself.
+func (d *denials) note(err error) (told bool) {
 	m := deniedRE.FindStringSubmatch(err.Error())
 	if m == nil {
-		return
+		return false
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -53,13 +55,16 @@ func (d *denials) note(err error) {
 		for _, ws := range d.waiting {
 			for w := range ws {
 				w.cancel(refusal{d.inboxError()})
+				told = true
 			}
 		}
-		return
+		return told
 	}
 	for w := range d.waiting[m[2]] {
 		w.cancel(refusal{fmt.Errorf("%w: the server does not let this connection publish to %s", ErrPermissionDenied, m[2])})
+		told = true
 	}
+	return told
 }
 
 func (d *denials) inboxError() error {

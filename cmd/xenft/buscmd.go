@@ -122,12 +122,16 @@ func withCatalog(run func(cmd *cobra.Command, args []string, cat *checkpointer.C
 }
 
 // withInventory is run with the inventory of VMs and groups opened on the
-// connection, once the stream and buckets are sure to exist.
+// connection, once the buckets are known to exist (a supervisor or server
+// creates them; an operator's credential may not).
 func withInventory(run func(cmd *cobra.Command, args []string, inv *supervisor.Inventory) error) busRun {
 	return func(cmd *cobra.Command, args []string, bus *events.Bus) error {
 		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 		defer cancel()
-		if err := bus.EnsureResources(ctx); err != nil {
+		actx, acancel := context.WithTimeout(ctx, bus.RequestTimeout())
+		err := bus.AwaitResources(actx, bus.Names().VMs(), bus.Names().Groups())
+		acancel()
+		if err != nil {
 			return err
 		}
 		vms, err := bus.KV(ctx, bus.Names().VMs())
