@@ -105,7 +105,7 @@ func Init(dir string, spec Spec) (written []Written, err error) {
 	}
 	for _, f := range []string{IdentitiesFile, CAFile, CAKeyFile, ServerCertFile, ServerKeyFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return nil, fmt.Errorf("%s: %w: it holds a credential set (%s); add identities with xenft auth add, or choose another directory", dir, ErrExists, f)
+			return nil, fmt.Errorf("%s: a credential set %w there (%s): add identities with xenft auth add, or choose another directory", dir, ErrExists, f)
 		}
 	}
 	w := &writer{dir: dir}
@@ -128,7 +128,7 @@ func Init(dir string, spec Spec) (written []Written, err error) {
 	if err := w.write(CAFile, ca.certPEM, 0o644, "CA certificate (bus.tls.ca of every client, server.tls.ca and server.cluster.tls.ca of every server)"); err != nil {
 		return nil, err
 	}
-	if err := w.write(CAKeyFile, ca.keyPEM, 0o600, "CA key (xenft auth add needs it; keep it off the hosts)"); err != nil {
+	if err := w.write(CAKeyFile, ca.keyPEM, 0o600, "CA key (signs client certificates: xenft auth add needs it when the set has them; keep it off the hosts)"); err != nil {
 		return nil, err
 	}
 	if err := w.write(ServerCertFile, srv.certPEM, 0o644, "server certificate (server.tls.cert, server.cluster.tls.cert)"); err != nil {
