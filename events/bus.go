@@ -238,7 +238,11 @@ func (b *Bus) Images(ctx context.Context) (jetstream.ObjectStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	obj, err := js.ObjectStore(ctx, b.names.Images())
+	wctx, refused := b.denied.watch(ctx, "$JS.API.STREAM.INFO.OBJ_"+b.names.Images())
+	obj, err := js.ObjectStore(wctx, b.names.Images())
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
 	}
@@ -248,7 +252,11 @@ func (b *Bus) Images(ctx context.Context) (jetstream.ObjectStore, error) {
 // ImagesStream opens the stream of the image object store, which
 // store.NATS reads images' chunks from with direct gets.
 func (b *Bus) ImagesStream(ctx context.Context) (jetstream.Stream, error) {
-	st, err := b.js.Stream(ctx, "OBJ_"+b.names.Images())
+	wctx, refused := b.denied.watch(ctx, "$JS.API.STREAM.INFO.OBJ_"+b.names.Images())
+	st, err := b.js.Stream(wctx, "OBJ_"+b.names.Images())
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
 	}
@@ -256,8 +264,14 @@ func (b *Bus) ImagesStream(ctx context.Context) (jetstream.Stream, error) {
 }
 
 // KV opens one of the installation's key-value buckets by name (see Names).
+// A bucket this connection's credential may not read fails at once with
+// ErrPermissionDenied.
 func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	kv, err := b.js.KeyValue(ctx, bucket)
+	wctx, refused := b.denied.watch(ctx, "$JS.API.STREAM.INFO.KV_"+bucket)
+	kv, err := b.js.KeyValue(wctx, bucket)
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", bucket, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -115,10 +116,19 @@ func withCatalog(run func(cmd *cobra.Command, args []string, cat *checkpointer.C
 	return func(cmd *cobra.Command, args []string, bus *events.Bus) error {
 		kv, err := bus.KV(cmd.Context(), bus.Names().Checkpoints())
 		if err != nil {
-			return fmt.Errorf("%w (has a supervisor or server run against this bus?)", err)
+			return missingHint(err, "has a supervisor or server run against this bus?")
 		}
 		return run(cmd, args, checkpointer.NewCatalog(kv), bus)
 	}
+}
+
+// missingHint adds hint to err, a bucket that could not be opened, unless
+// the server refused this connection (the hint is about a missing bucket).
+func missingHint(err error, hint string) error {
+	if errors.Is(err, events.ErrPermissionDenied) {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
 }
 
 // withInventory is run with the inventory of VMs and groups opened on the

@@ -81,7 +81,7 @@ func collectStatus(ctx context.Context, bus *events.Bus) (statusReport, error) {
 	}
 	kv, err := bus.KV(ctx, bus.Names().State())
 	if err != nil {
-		return rep, fmt.Errorf("%w (has a supervisor run against this bus?)", err)
+		return rep, missingHint(err, "has a supervisor run against this bus?")
 	}
 	var st core.State
 	if loaded, err := supervisor.LoadState(ctx, kv); err != nil {

@@ -175,7 +175,9 @@ func TestWhatEachRoleMayPublishAndSubscribeTo(t *testing.T) {
 
 // The bus of a role whose publish the server refuses (an agent's seed
 // claiming another host) learns it at once: ErrPermissionDenied, long
-// before the request timeout, and the stream does not hold the event.
+// before the request timeout, and the stream does not hold the event; so
+// does a bus whose bus.identity is not its seed's, a monitor opening a
+// bucket and an agent tailing the events.
 func TestARefusedPublishFailsAtOnceWithErrPermissionDenied(t *testing.T) {
 	s := eventstest.SecuredServer(t, n1, mon)
 	cfg := s.BusConfig(n1)
@@ -209,8 +211,18 @@ func TestARefusedPublishFailsAtOnceWithErrPermissionDenied(t *testing.T) {
 	if err := b2.AwaitResources(ctx); !errors.Is(err, events.ErrPermissionDenied) {
 		t.Fatalf("AwaitResources with n1's seed as agent/n2: %v, want ErrPermissionDenied (its inbox is not n1's)", err)
 	}
-	// The stream holds nothing: the server dropped the refused publish.
+	// A bucket or a reader the credential may not open fails at once too.
 	mb := s.Bus(t, mon, events.As(mon.Role, mon.Name))
+	if _, err := mb.KV(ctx, mb.Names().State()); !errors.Is(err, events.ErrPermissionDenied) {
+		t.Fatalf("monitor/mon opening the supervisor's state: %v, want ErrPermissionDenied", err)
+	}
+	if err := b.Tail(ctx, events.TailConfig{}, func(context.Context, events.Event, events.Meta) error { return nil }); !errors.Is(err, events.ErrPermissionDenied) {
+		t.Fatalf("agent/n1 tailing the events: %v, want ErrPermissionDenied", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the refusals took %s", d)
+	}
+	// The stream holds nothing: the server dropped the refused publish.
 	st, err := mb.JetStream().Stream(ctx, mb.Names().Stream())
 	if err != nil {
 		t.Fatal(err)
