@@ -241,8 +241,10 @@ func (b *Beacon) AnswerProbes(ctx context.Context) error {
 	nc := b.bus.Conn()
 	subject := b.bus.Subjects().Probe(b.host)
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		if m.Reply == "" {
-			b.unanswered.Add(1) // a publish, not a request: nobody to answer
+		if m.Reply == "" || events.FromConsumer(m) {
+			// A publish, not a request: nobody to answer; or a JetStream
+			// consumer's delivery, no detector's probe.
+			b.unanswered.Add(1)
 			return
 		}
 		data, err := EncodeProbeReply(ProbeReply{V: ProbeVersion, Host: b.host, Incarnation: b.incarnation, Seq: b.seq.Load()})

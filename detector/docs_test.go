@@ -15,6 +15,7 @@ import (
 
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/auth"
 )
 
 // The examples in docs/detectors.md are tested here, so they stay true.
@@ -53,8 +54,13 @@ func TestDocNatsPubExampleIsAValidEvent(t *testing.T) {
 	if ev.Type != events.TypeNodeFault || ev.ID != header[1] {
 		t.Errorf("type %s id %q, header id %q", ev.Type, ev.ID, header[1])
 	}
-	if want := ev.NATSSubjectFrom(events.Subjects{}, events.Publisher{Role: events.RoleSite, Name: strings.TrimPrefix(ev.Source, "site/")}); subject[1] != want {
+	site := events.Publisher{Role: events.RoleSite, Name: strings.TrimPrefix(ev.Source, "site/")}
+	if want := ev.NATSSubjectFrom(events.Subjects{}, site); subject[1] != want {
 		t.Errorf("published on %s, the event belongs on %s", subject[1], want)
+	}
+	// Its acknowledgement comes to the only inboxes it may read.
+	if !strings.Contains(cmd, "--inbox-prefix "+events.InboxPrefix(site)+" ") || !strings.Contains(cmd, "--nkey /etc/xenft/auth/"+auth.SeedFile(site.Role, site.Name)) {
+		t.Errorf("the example does not connect as %s with its inbox prefix %s:\n%s", site, events.InboxPrefix(site), cmd)
 	}
 }
 
@@ -83,16 +89,18 @@ func TestDocPluginConfigLoadsThroughViper(t *testing.T) {
 	}
 }
 
-// fakeNats stands in for nats-py: it records what the example publishes.
+// fakeNats stands in for nats-py: it records what the example publishes,
+// and with which inbox prefix it connected.
 const fakeNats = `
 import json, os
+_inbox = None
 class _Ack:
     duplicate = False
     seq = 1
 class _JS:
     async def publish(self, subject, payload, headers=None):
         with open(os.environ["XENFT_DOC_OUT"], "w") as f:
-            json.dump({"subject": subject, "payload": payload.decode(), "headers": headers}, f)
+            json.dump({"subject": subject, "payload": payload.decode(), "headers": headers, "inbox_prefix": _inbox}, f)
         return _Ack()
 class _NC:
     def jetstream(self):
@@ -100,6 +108,8 @@ class _NC:
     async def close(self):
         pass
 async def connect(url, **credentials):
+    global _inbox
+    _inbox = credentials.get("inbox_prefix")
     return _NC()
 `
 
@@ -115,7 +125,13 @@ func TestDocPythonExamplePublishesAValidEvent(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "nats", "__init__.py"), []byte(fakeNats), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	script := example(t, "python")
+	// The example's credentials, as xenft auth init writes them (its TLS
+	// context reads the CA).
+	authDir := filepath.Join(dir, "auth")
+	if _, err := auth.Init(authDir, auth.Spec{Identities: []events.Publisher{{Role: events.RoleSite, Name: "site-check"}}}); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.ReplaceAll(example(t, "python"), "/etc/xenft/auth", authDir)
 	if n := strings.Count(strings.TrimSpace(script), "\n") + 1; n > 20 {
 		t.Errorf("the Python example has %d lines; the issue asks for about 15", n)
 	}
@@ -132,9 +148,10 @@ func TestDocPythonExamplePublishesAValidEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pub struct {
-		Subject string
-		Payload string
-		Headers map[string]string
+		Subject     string
+		Payload     string
+		Headers     map[string]string
+		InboxPrefix string `json:"inbox_prefix"`
 	}
 	if err := json.Unmarshal(b, &pub); err != nil {
 		t.Fatal(err)
@@ -143,7 +160,11 @@ func TestDocPythonExamplePublishesAValidEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Python example publishes an invalid event: %v\n%s", err, pub.Payload)
 	}
-	if pub.Subject != ev.NATSSubjectFrom(events.Subjects{}, events.Publisher{Role: events.RoleSite, Name: "site-check"}) || pub.Headers["Nats-Msg-Id"] != ev.ID {
+	site := events.Publisher{Role: events.RoleSite, Name: "site-check"}
+	if pub.Subject != ev.NATSSubjectFrom(events.Subjects{}, site) || pub.Headers["Nats-Msg-Id"] != ev.ID {
 		t.Errorf("published %+v for event %s", pub, ev.ID)
+	}
+	if pub.InboxPrefix != events.InboxPrefix(site) {
+		t.Errorf("connected with inbox prefix %q; site/site-check reads only %s.>", pub.InboxPrefix, events.InboxPrefix(site))
 	}
 }

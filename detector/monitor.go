@@ -271,8 +271,13 @@ func (m *Monitor) Run(ctx context.Context) error {
 // must come on its own host's subject: a host cannot speak for another.
 func (m *Monitor) receive(ctx context.Context, pub *publisher, msg *nats.Msg, at time.Time, prefix string) {
 	hb, err := DecodeHeartbeat(msg.Data)
-	if err == nil && !onSubject(msg.Subject, prefix, hb.Host) {
+	switch {
+	case err == nil && !onSubject(msg.Subject, prefix, hb.Host):
 		err = fmt.Errorf("%w: host %q published on %s", ErrBadHeartbeat, hb.Host, msg.Subject)
+	case err == nil && msg.Reply != "":
+		// A beacon publishes with no reply; a JetStream consumer's
+		// delivery carries one (events.FromConsumer).
+		err = fmt.Errorf("%w: a beat with reply subject %s", ErrBadHeartbeat, msg.Reply)
 	}
 	if err != nil {
 		m.c.garbage.Add(1)

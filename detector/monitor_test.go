@@ -159,7 +159,9 @@ func TestTwoMonitorsStoreOneFailedEvent(t *testing.T) {
 }
 
 // Garbage on the heartbeat subjects is counted and dropped; a beat published
-// on another host's subject is refused (a host cannot speak for another).
+// on another host's subject is refused (a host cannot speak for another),
+// and so is one with a reply subject: a beacon sends none, and a JetStream
+// consumer's delivery of a stored forgery has one (events.FromConsumer).
 func TestMonitorDropsGarbageBeats(t *testing.T) {
 	s := eventstest.Server(t)
 	bus := eventstest.Bus(t, s)
@@ -180,16 +182,22 @@ func TestMonitorDropsGarbageBeats(t *testing.T) {
 		{bus.Subjects().Heartbeat("n1"), []byte(`{"v":1,"host":"n1","incarnation":"a","seq":0}`)},
 		{bus.Subjects().Heartbeat("n1"), []byte(`{"v":9,"host":"n1","incarnation":"a","seq":1}`)},
 		{bus.Subjects().Heartbeat("n1"), spoof},
+		{bus.Subjects().Heartbeat("n3"), nil}, // replayed, below
 		{bus.Subjects().Heartbeat("n1"), good},
 	} {
+		if p.data == nil {
+			replay, _ := detector.EncodeHeartbeat(detector.Heartbeat{Host: "n3", Incarnation: "a", Seq: 1})
+			eventstest.Replay(t, nc, events.DefaultPrefix, "replay", bus.Subjects().Event(events.TypeNodeFault, "n3"), replay, p.subj, true)
+			continue
+		}
 		if err := nc.Publish(p.subj, p.data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	eventstest.Eventually(t, 5*time.Second, func() bool {
 		mt := m.Metrics()
-		return mt.BeatsGarbage == 4 && mt.BeatsReceived == 1 && mt.Hosts == 1
-	}, "garbage not counted")
+		return mt.BeatsGarbage == 5 && mt.BeatsReceived == 1 && mt.Hosts == 1
+	}, "garbage not counted: %+v", m)
 	stop()
 	eventstest.NoGoroutines(t, 5*time.Second, ourGoroutines...)
 }

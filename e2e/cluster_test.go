@@ -276,7 +276,11 @@ func (c *cluster) connect(urls []string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.images = store.NewNATS(obj)
+	chunks, err := c.bus.ImagesStream(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.images = store.NewNATS(obj, chunks)
 }
 
 // waitReplicated waits until every stream of the installation (events,

@@ -2,8 +2,10 @@ package events
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,6 +27,9 @@ type Bus struct {
 	// publisher names this role's identity in the subjects of the events
 	// it publishes (EventFrom); anonymous unless Connect was given As.
 	publisher Publisher
+	// denied tells publishes and commands in flight that the server
+	// refused their subject.
+	denied *denials
 }
 
 // ConnectOption adjusts Connect.
@@ -74,7 +79,13 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 	for _, o := range opts {
 		o(&co)
 	}
+	if cfg.Auth.NKeySeedFile != "" && co.publisher.Anonymous() {
+		// The seed's permissions bind it to one identity's subjects and
+		// inboxes; without knowing which, every publish would be refused.
+		return nil, fmt.Errorf("bus.identity: required with bus.auth.nkey_seed_file: the role/name the seed was issued for, e.g. operator/admin")
+	}
 	log = log.Named("bus")
+	den := &denials{inbox: InboxPrefix(co.publisher) + "."}
 	nopts := []nats.Option{
 		nats.Name(cfg.ClientName),
 		nats.Timeout(cfg.ConnectTimeout),
@@ -95,8 +106,16 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 			if sub != nil {
 				subj = sub.Subject
 			}
+			if den.note(err) {
+				// The operation refused returns the error itself.
+				log.Debug("nats async error", "subject", subj, "error", err)
+				return
+			}
 			log.Warn("nats async error", "subject", subj, "error", err)
 		}),
+	}
+	if !co.publisher.Anonymous() {
+		nopts = append(nopts, nats.CustomInboxPrefix(InboxPrefix(co.publisher)))
 	}
 	auth, err := authOptions(cfg)
 	if err != nil {
@@ -120,7 +139,7 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 	nopts = append(nopts, co.nats...)
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w%s", url, err, connectHint(cfg, err))
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.RequestTimeout))
 	if err != nil {
@@ -128,7 +147,23 @@ func Connect(cfg BusConfig, log hclog.Logger, opts ...ConnectOption) (*Bus, erro
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return &Bus{nc: nc, js: js, cfg: cfg, subjects: Subjects{Prefix: cfg.Prefix}, names: NamesFor(cfg.Prefix), log: log,
-		publisher: co.publisher}, nil
+		publisher: co.publisher, denied: den}, nil
+}
+
+// connectHint says which setting a refused connection points to.
+func connectHint(cfg BusConfig, err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, nats.ErrAuthorization) && cfg.Auth == (ClientAuth{}):
+		return " (the server requires a credential: bus.auth.nkey_seed_file and bus.identity, as xenft auth init or xenft up print them)"
+	case errors.Is(err, nats.ErrAuthorization):
+		return " (the server does not accept this credential: is its public key in the servers' server.auth.identities?)"
+	case errors.As(err, &unknownCA) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return " (set bus.tls.ca to the CA that signed the server's certificate)"
+	case errors.Is(err, nats.ErrSecureConnRequired):
+		return " (the server requires TLS: set bus.tls.ca)"
+	}
+	return ""
 }
 
 func authOptions(cfg BusConfig) ([]nats.Option, error) {
@@ -189,53 +224,6 @@ func (b *Bus) Ignored() *IgnoredInputs { return &b.ignored }
 // RequestTimeout bounds one request on the bus.
 func (b *Bus) RequestTimeout() time.Duration { return b.cfg.RequestTimeout }
 
-// EnsureResources creates the event stream, the key-value buckets and the
-// image object store, or updates their limits to match the configuration. It
-// is idempotent; every role calls it at start.
-func (b *Bus) EnsureResources(ctx context.Context) error {
-	r := b.cfg.Replicas
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        b.names.Stream(),
-		Description: "xenft events (CloudEvents 1.0 JSON)",
-		Subjects:    []string{b.subjects.AllEvents()},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      b.cfg.Stream.MaxAge,
-		MaxBytes:    b.cfg.Stream.MaxBytes,
-		MaxMsgSize:  MaxEventSize,
-		Duplicates:  b.cfg.Stream.DuplicateWindow,
-		Storage:     jetstream.FileStorage,
-		Replicas:    r,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", b.names.Stream(), err)
-	}
-	buckets := []jetstream.KeyValueConfig{
-		{Bucket: b.names.Hosts(), Description: "xenft hosts", History: 1},
-		{Bucket: b.names.VMs(), Description: "xenft VMs", History: 1},
-		{Bucket: b.names.Groups(), Description: "xenft groups", History: 1},
-		{Bucket: b.names.Checkpoints(), Description: "xenft checkpoint catalog", History: 1},
-		{Bucket: b.names.Leader(), Description: "xenft supervisor leader lease", History: 1, TTL: b.cfg.LeaderTTL},
-		{Bucket: b.names.State(), Description: "xenft supervisor decision state", History: 1, MaxValueSize: 64 << 20},
-	}
-	for _, kv := range buckets {
-		kv.Storage = jetstream.FileStorage
-		kv.Replicas = r
-		if _, err := b.js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
-			return fmt.Errorf("key-value bucket %s: %w", kv.Bucket, err)
-		}
-	}
-	if _, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      b.names.Images(),
-		Description: "xenft checkpoint images",
-		Storage:     jetstream.FileStorage,
-		Replicas:    r,
-	}); err != nil {
-		return fmt.Errorf("object store %s: %w", b.names.Images(), err)
-	}
-	return nil
-}
-
 // imageUploadWindow bounds the 1 MiB chunks of one image upload in flight:
 // the object store publishes chunks asynchronously, and an unbounded window
 // overflows the stream's ingest queue, which the server answers with 429
@@ -250,16 +238,40 @@ func (b *Bus) Images(ctx context.Context) (jetstream.ObjectStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	obj, err := js.ObjectStore(ctx, b.names.Images())
+	wctx, refused := b.denied.watch(ctx, "$JS.API.STREAM.INFO.OBJ_"+b.names.Images())
+	obj, err := js.ObjectStore(wctx, b.names.Images())
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
 	}
 	return obj, nil
 }
 
+// ImagesStream opens the stream of the image object store, which
+// store.NATS reads images' chunks from with direct gets.
+func (b *Bus) ImagesStream(ctx context.Context) (jetstream.Stream, error) {
+	wctx, refused := b.denied.watch(ctx, "$JS.API.STREAM.INFO.OBJ_"+b.names.Images())
+	st, err := b.js.Stream(wctx, "OBJ_"+b.names.Images())
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", b.names.Images(), err)
+	}
+	return st, nil
+}
+
 // KV opens one of the installation's key-value buckets by name (see Names).
+// A bucket this connection's credential may not read fails at once with
+// ErrPermissionDenied.
 func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	kv, err := b.js.KeyValue(ctx, bucket)
+	wctx, refused := b.denied.watch(ctx, "$JS.API.STREAM.INFO.KV_"+bucket)
+	kv, err := b.js.KeyValue(wctx, bucket)
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", bucket, err)
 	}
@@ -294,7 +306,11 @@ func (b *Bus) publish(ctx context.Context, ev Event) (*jetstream.PubAck, error) 
 	}
 	msg := &nats.Msg{Subject: ev.NATSSubjectFrom(b.subjects, b.publisher), Data: data, Header: nats.Header{}}
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(b.names.Stream()))
+	wctx, refused := b.denied.watch(ctx, msg.Subject)
+	ack, err := b.js.PublishMsg(wctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(b.names.Stream()))
+	if derr := refused(); derr != nil {
+		err = b.deniedError(derr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("publish %s %s on %s: %w", ev.Type.Short(), ev.ID, msg.Subject, err)
 	}

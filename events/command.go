@@ -19,13 +19,21 @@ import (
 // the reply. The protocol (handlers, the reply envelope, error codes) is
 // package command; this file is its transport.
 
+// VerbPeek is the agents' read-only listing of their domains
+// (restarter/protocol): it takes no epoch and changes nothing, so per-role
+// permissions let an operator send it (xenft status), where every other
+// command is the supervisors' alone.
+const VerbPeek = "vm.peek"
+
 // ServeCommands answers host's commands with handlers (keyed by verb, e.g.
 // "checkpoint.pause") until ctx ends, then waits for running handlers.
 // Each command runs in its own goroutine, at most maxConcurrent at once, so a
 // long save does not hold up a pause of another domain. Unknown verbs and
 // undecodable requests are answered with an error, never dropped silently;
 // they, and the requests handlers refuse as bad_request or stale_epoch, are
-// counted in Ignored and logged at most once per IgnoreLogEvery.
+// counted in Ignored and logged at most once per IgnoreLogEvery. A
+// message a JetStream consumer delivered (FromConsumer) is not a command:
+// it is counted and logged the same way, and neither run nor answered.
 func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[string]command.Handler, maxConcurrent int) error {
 	if maxConcurrent <= 0 {
 		maxConcurrent = 16
@@ -36,6 +44,12 @@ func (b *Bus) ServeCommands(ctx context.Context, host string, handlers map[strin
 	log := b.log.Named("commands")
 	sub, err := b.nc.Subscribe(b.subjects.HostCommands(host), func(m *nats.Msg) {
 		verb := m.Subject[len(prefix):]
+		if FromConsumer(m) {
+			// Replayed by a JetStream consumer, not sent by a supervisor.
+			b.ignored.Ignore(log, IgnoredInvalidRequest, "command", "verb", verb, "host", host,
+				"error", "delivered by a JetStream consumer ("+m.Reply+"), not sent by a supervisor")
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -87,7 +101,8 @@ func (b *Bus) answer(ctx context.Context, m *nats.Msg, host, verb string, h comm
 // may be nil). It waits at most timeout (RequestTimeout if zero). A failure
 // reported by the agent is a *command.Error; no answer at all (no agent, or it
 // is too slow, or the connection dropped meanwhile) is a *command.Error with
-// command.CodeRetryable.
+// command.CodeRetryable; a command the server's permissions refuse is a
+// permanent *command.Error that also matches ErrPermissionDenied.
 func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = b.cfg.RequestTimeout
@@ -99,8 +114,14 @@ func (b *Bus) Command(ctx context.Context, host, verb string, req, reply any, ti
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stop := b.cancelOnReconnect(rctx, cancel)
-	msg, err := b.nc.RequestWithContext(rctx, b.subjects.Command(host, verb), body)
+	subject := b.subjects.Command(host, verb)
+	wctx, refused := b.denied.watch(rctx, subject)
+	msg, err := b.nc.RequestWithContext(wctx, subject, body)
 	lost := stop()
+	if derr := refused(); derr != nil {
+		// Permanent: this connection's credential will not be let through.
+		return fmt.Errorf("%w: %w", &command.Error{Host: host, Verb: verb, Code: command.CodePermanent, Message: "refused by the server"}, b.deniedError(derr))
+	}
 	if err != nil {
 		if lost {
 			return &command.Error{Host: host, Verb: verb, Code: command.CodeRetryable,

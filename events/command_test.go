@@ -81,3 +81,50 @@ func TestCommandsRoundTripAndClassifyErrors(t *testing.T) {
 	}
 	eventstest.NoGoroutines(t, 5*time.Second, "events.(*Bus).answer", "events.(*Bus).ServeCommands")
 }
+
+// A message a JetStream consumer delivers on a host's command subject (a
+// credential that may create consumers can have stored bytes delivered
+// there: events.FromConsumer) is not a command: counted as invalid_request,
+// neither run nor answered; a supervisor's command still is.
+func TestACommandDeliveredByAConsumerIsNeitherRunNorAnswered(t *testing.T) {
+	s := eventstest.Server(t)
+	agent := eventstest.Bus(t, s)
+	sup := eventstest.Bus(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := make(chan string, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.ServeCommands(ctx, "n1", map[string]command.Handler{
+			"vm.destroy": func(_ context.Context, req json.RawMessage) (any, error) {
+				runs <- string(req)
+				return "destroyed", nil
+			},
+		}, 1)
+	}()
+	defer func() { cancel(); <-done }()
+	eventstest.Eventually(t, 5*time.Second, func() bool {
+		return sup.Command(ctx, "n1", "vm.destroy", map[string]string{"vm": "real"}, nil, 200*time.Millisecond) == nil
+	}, "agent not answering")
+	<-runs
+
+	forged := `{"vm":"vm1","epoch":{"term":99,"seq":1}}`
+	eventstest.Replay(t, sup.Conn(), events.DefaultPrefix, "forge", sup.Subjects().Event(events.TypeNodeFault, "n1"), []byte(forged),
+		sup.Subjects().Command("n1", "vm.destroy"), true)
+	eventstest.Eventually(t, 5*time.Second, func() bool { return agent.Ignored().Snapshot()[events.IgnoredInvalidRequest] == 1 },
+		"the delivery was not counted as invalid_request: %v", agent.Ignored().Snapshot())
+	// The agent serves one command at a time, in order of arrival: a
+	// command sent now runs after the delivery was dropped, and is the
+	// only one to run.
+	if err := sup.Command(ctx, "n1", "vm.destroy", map[string]string{"vm": "after"}, nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-runs; got != `{"vm":"after"}` {
+		t.Fatalf("ran %s", got)
+	}
+	select {
+	case got := <-runs:
+		t.Fatalf("ran %s", got)
+	default:
+	}
+}

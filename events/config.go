@@ -90,6 +90,10 @@ func DefaultBusConfig() BusConfig {
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
+// ValidPrefix reports whether s can be bus.prefix: 1-32 letters, digits,
+// '_' or '-'.
+func ValidPrefix(s string) bool { return prefixRE.MatchString(s) }
+
 // Validate checks the configuration; each error names its key under section
 // (usually "bus").
 func (c BusConfig) Validate(section string) error {

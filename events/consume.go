@@ -11,6 +11,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// SupervisorConsumer is the name of the supervisors' durable consumer of
+// the event stream. Only supervisors may read it: another role pulling from
+// it would hold the leader's events until their ack wait ran out.
+const SupervisorConsumer = "xenft-supervisor"
+
 // Meta is where a delivered event sits in the stream.
 type Meta struct {
 	Subject   string    // the NATS subject it was published on

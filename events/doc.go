@@ -13,8 +13,13 @@
 // in the JetStream stream XENFT_EVENTS.
 //
 // The bus: Connect joins a NATS server (one xenft runs, package embedded, or
-// an external one; InProcess reaches an embedded one without a socket), creates
-// the stream, key-value buckets and object store idempotently, and offers
+// an external one; InProcess reaches an embedded one without a socket) as an
+// identity (As: role/name; its replies come to InboxPrefix, the only inboxes
+// its credential may read; package events/auth gives each role its
+// permissions). Supervisors and servers create the stream, key-value buckets
+// and object store idempotently (EnsureResources), every other role waits for
+// them (AwaitResources); an operation the server's permissions refuse fails at
+// once with ErrPermissionDenied. The bus offers
 // Publish (JetStream, de-duplicated by event id), Consume (durable, explicit
 // ack) and Tail (ephemeral, from a point in time). Tail owns its recovery: it
 // remembers the last stream sequence it delivered and, when its reader fails
@@ -22,7 +27,9 @@
 //
 // Commands: ServeCommands answers one host's commands on
 // <prefix>.cmd.<host>.<verb> and Command sends one and waits for the answer;
-// EpochGuard is the agents' refusal of an older leader term. The protocol
+// EpochGuard is the agents' refusal of an older leader term; a message a
+// JetStream consumer delivered (FromConsumer) is never taken for a command,
+// as permissions cannot stop such deliveries (nats-server#8274). The protocol
 // they carry (handlers, the reply envelope, the error codes that decide a
 // retry) is package events/command, which imports nothing of the project.
 //
@@ -34,4 +41,8 @@
 //
 // Bus is safe for concurrent use. This package imports no other package of
 // the project but internal/clock and events/command.
+//
+// Where the bus's side of access control lives: publisher.go (identities,
+// InboxPrefix), resources.go (who creates the stream and buckets),
+// denied.go (refusals reported at once), delivery.go (FromConsumer).
 package events

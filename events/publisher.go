@@ -89,3 +89,15 @@ func ParsePublisher(s string) (Publisher, error) {
 	}
 	return Publisher{Role: role, Name: name}, nil
 }
+
+// InboxPrefix is the prefix of the reply subjects of p's connection:
+// _INBOX.<role>.<name>, or NATS's own _INBOX for the anonymous publisher.
+// With per-role credentials each identity may subscribe to its own inboxes
+// only, so no one reads the replies meant for another (a key-value read of
+// the supervisor's state, an agent's listing).
+func InboxPrefix(p Publisher) string {
+	if p.Anonymous() {
+		return "_INBOX"
+	}
+	return "_INBOX." + p.tokens()
+}

@@ -189,7 +189,14 @@ func (t *tailer) open(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.b.cfg.RequestTimeout)
 	defer cancel()
-	reader, err := t.b.js.CreateConsumer(cctx, t.b.names.Stream(), cfg)
+	// Watch the subject the create goes to (the filters are in
+	// FilterSubjects, which the subject does not name), so that a
+	// credential that may not create readers is told.
+	wctx, refused := t.b.denied.watch(cctx, "$JS.API.CONSUMER.CREATE."+t.b.names.Stream()+"."+name)
+	reader, err := t.b.js.CreateConsumer(wctx, t.b.names.Stream(), cfg)
+	if derr := refused(); derr != nil {
+		err = t.b.deniedError(derr)
+	}
 	if err != nil {
 		return fmt.Errorf("create reader of %s: %w", t.b.names.Stream(), err)
 	}
@@ -344,10 +351,11 @@ func (t *tailer) sleep(ctx context.Context) bool {
 }
 
 // permanent reports whether a reader cannot be created however long one
-// tries: no such stream, a request the server refuses, a closed bus.
+// tries: no such stream, a request the server refuses (or its permissions
+// do), a closed bus.
 func permanent(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrConnectionClosed) ||
+	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, ErrPermissionDenied) ||
 		(errors.As(err, &apiErr) && apiErr.Code == 400)
 }
 

@@ -150,6 +150,12 @@ func (r *Restarter) ColdStart(ctx context.Context, req ColdStartRequest) (ColdSt
 	return ColdStartReply{VM: req.VM, DomID: d.ID, State: string(d.State), StartMs: ms(r.clock.Since(start))}, nil
 }
 
+// Peek lists the guest domains and the self-fence state, and can do
+// nothing else: the operator's look (VerbPeek).
+func (r *Restarter) Peek(ctx context.Context, _ PeekRequest) (ListReply, error) {
+	return r.List(ctx, ListRequest{})
+}
+
 // List lists the guest domains and the self-fence state. With a leader's
 // epoch it is also the reconciliation that ends a self-fence (fence.go).
 func (r *Restarter) List(ctx context.Context, req ListRequest) (ListReply, error) {

@@ -126,10 +126,16 @@ func TestAfterASelfFenceNothingIsRestoredUntilTheSupervisorReconciles(t *testing
 	if lease := e.lease("n1"); !lease.AwaitingReconcile || lease.FenceGeneration != 1 || lease.SelfTimeoutMs != 3000 {
 		t.Fatalf("lease while awaiting reconciliation: %+v", lease)
 	}
-	// An operator's look (no epoch) is not a reconciliation.
+	// An operator's look (no epoch) is not a reconciliation; nor is
+	// vm.peek, the look an operator's credential may send, even carrying
+	// a leader's epoch.
 	look, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{})
 	if err != nil || !look.Fence.Fenced {
 		t.Fatalf("list without epoch: %+v, %v", look.Fence, err)
+	}
+	look, err = send[restarter.ListReply](e, "n1", restarter.VerbPeek, restarter.ListRequest{Epoch: e.next()})
+	if err != nil || !look.Fence.Fenced || len(look.Domains) != 0 {
+		t.Fatalf("vm.peek carrying an epoch: %+v, %v; want the fenced host's empty listing, still fenced", look, err)
 	}
 	rec, err := send[restarter.ListReply](e, "n1", restarter.VerbList, restarter.ListRequest{Epoch: e.next()})
 	if err != nil || rec.Fence.Fenced || len(rec.Domains) != 0 {

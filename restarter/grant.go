@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/restarter/protocol"
 )
 
@@ -43,7 +44,7 @@ func (r *Restarter) askGrant(ctx context.Context, bus Bus) error {
 	ctx, cancel := r.withTimeout(ctx, r.cfg.Fence.fenceStartsAfter())
 	defer cancel()
 	req, _ := json.Marshal(protocol.GrantRequest{Host: r.id.Host, Incarnation: r.id.Incarnation})
-	subject := bus.Subjects().Supervisor(protocol.GrantSubjectVerb + "." + r.id.Host)
+	subject := bus.Subjects().Supervisor(protocol.GrantSubjectVerb + "." + events.EscapeToken(r.id.Host))
 	msg, err := bus.Conn().RequestWithContext(ctx, subject, req)
 	if err != nil {
 		return fmt.Errorf("ask the leader for a lease grant: %w", err)

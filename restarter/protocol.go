@@ -11,6 +11,7 @@ const (
 	VerbUnpause   = protocol.VerbUnpause
 	VerbColdStart = protocol.VerbColdStart
 	VerbList      = protocol.VerbList
+	VerbPeek      = protocol.VerbPeek
 )
 
 type (
@@ -24,6 +25,7 @@ type (
 	ColdStartReply   = protocol.ColdStartReply
 	ListRequest      = protocol.ListRequest
 	ListReply        = protocol.ListReply
+	PeekRequest      = protocol.PeekRequest
 	Domain           = protocol.Domain
 	Fence            = protocol.Fence
 	HostLease        = protocol.HostLease

@@ -164,6 +164,7 @@ func (r *Restarter) Handlers() map[string]command.Handler {
 		VerbUnpause:   command.Typed(r.Unpause),
 		VerbColdStart: command.Typed(r.ColdStart),
 		VerbList:      command.Typed(r.List),
+		VerbPeek:      command.Typed(r.Peek),
 	}
 }
 

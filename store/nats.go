@@ -16,8 +16,23 @@ import (
 // NATS stores images in a JetStream object store (xenft_images), replicated
 // like the rest of the bus, for sites without a shared file system. Images
 // are split into 1 MiB chunks.
+//
+// Open reads the chunks with direct gets (one request per chunk) rather
+// than the object store's Get, which creates a push consumer: a credential
+// that may create consumers on a stream can have the server deliver the
+// stream's messages to any subject someone subscribes to
+// (nats-server#8274, events.FromConsumer), and an agent writes the chunks
+// itself, so it would choose the bytes delivered. Reading this way an
+// agent needs no consumer (docs/security.md).
 type NATS struct {
-	obj jetstream.ObjectStore
+	obj    jetstream.ObjectStore
+	chunks ChunkGetter
+}
+
+// ChunkGetter reads one message of the object store's stream: a
+// jetstream.Stream of OBJ_<bucket>.
+type ChunkGetter interface {
+	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
 }
 
 var _ ImageStore = (*NATS)(nil)
@@ -31,9 +46,12 @@ const (
 	metaSize   = "xenft-size"
 )
 
-// NewNATS wraps an object store (see events.Bus.EnsureResources, which
-// creates xenft_images with the configured replicas).
-func NewNATS(obj jetstream.ObjectStore) *NATS { return &NATS{obj: obj} }
+// NewNATS wraps an object store and its stream (see events.Bus.Images,
+// and EnsureResources, which creates xenft_images with the configured
+// replicas).
+func NewNATS(obj jetstream.ObjectStore, chunks ChunkGetter) *NATS {
+	return &NATS{obj: obj, chunks: chunks}
+}
 
 // Put streams r into the object store. JetStream writes the chunks first and
 // the object's info last; if the stream fails the chunks are purged and no
@@ -137,17 +155,24 @@ func (n *NATS) info(oi *jetstream.ObjectInfo) (Info, error) {
 
 // Stat reads the object's info.
 func (n *NATS) Stat(ctx context.Context, key string) (Info, error) {
+	_, info, err := n.stat(ctx, key)
+	return info, err
+}
+
+// stat reads the object store's info of key and ours in it.
+func (n *NATS) stat(ctx context.Context, key string) (*jetstream.ObjectInfo, Info, error) {
 	if err := ValidateKey(key); err != nil {
-		return Info{}, err
+		return nil, Info{}, err
 	}
 	oi, err := n.obj.GetInfo(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+		return nil, Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
 	if err != nil {
-		return Info{}, fmt.Errorf("stat %s: %w", key, err)
+		return nil, Info{}, fmt.Errorf("stat %s: %w", key, err)
 	}
-	return n.info(oi)
+	info, err := n.info(oi)
+	return oi, info, err
 }
 
 // laggingReplicaWait bounds how long Open asks again for an image that
@@ -159,8 +184,8 @@ func (n *NATS) Stat(ctx context.Context, key string) (Info, error) {
 // costs this much more before the fallback.
 const laggingReplicaWait = 3 * time.Second
 
-// openTimeout bounds each request of Open (the object's info, and the
-// consumer that streams its chunks) when ctx allows longer: a restore's
+// openTimeout bounds the requests of Open for the object's info when ctx
+// allows longer (each chunk's is bounded by chunkTimeout): a restore's
 // context allows ten minutes, and in the soak lane, right after a server
 // restart, an Open waited on an unanswered request for four minutes while
 // the supervisor's resends queued behind it and the group's VMs were lost.
@@ -168,11 +193,12 @@ const laggingReplicaWait = 3 * time.Second
 // another host. Reading the chunks is not bounded by it.
 const openTimeout = 30 * time.Second
 
-// Open streams the object; both JetStream's own digest and ours are checked.
+// Open streams the object's chunks (chunkReader); the reader checks our
+// recorded size and SHA-256.
 func (n *NATS) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
 	sctx, scancel := context.WithTimeout(ctx, openTimeout)
 	defer scancel()
-	info, err := n.Stat(sctx, key)
+	oi, info, err := n.stat(sctx, key)
 	wait := 20 * time.Millisecond
 	for deadline := time.Now().Add(laggingReplicaWait); errors.Is(err, ErrNotFound) && time.Now().Before(deadline); {
 		select {
@@ -181,51 +207,16 @@ func (n *NATS) Open(ctx context.Context, key string) (io.ReadCloser, Info, error
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 500*time.Millisecond)
-		info, err = n.Stat(sctx, key)
+		oi, info, err = n.stat(sctx, key)
 	}
-	scancel()
 	if err != nil {
 		return nil, Info{}, err
 	}
-	// The result keeps Get's context for its reads: cancel the setup if it
-	// hangs, not the reads after it.
-	gctx, gcancel := context.WithCancel(ctx)
-	hung := time.AfterFunc(openTimeout, gcancel)
-	res, err := n.obj.Get(gctx, key)
-	if !hung.Stop() && err != nil {
-		err = fmt.Errorf("no answer within %s: %w", openTimeout, err)
+	if oi.NUID == "" || oi.Size != uint64(info.Size) {
+		return nil, Info{}, fmt.Errorf("%w: %s: the object store says %d bytes, the recorded size is %d", ErrCorrupt, key, oi.Size, info.Size)
 	}
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		gcancel()
-		return nil, Info{}, fmt.Errorf("%w: %s", ErrNotFound, key)
-	}
-	if err != nil {
-		gcancel()
-		return nil, Info{}, fmt.Errorf("open %s: %w", key, err)
-	}
-	return cancelOnClose{newVerifyingReader(digestErrAsCorrupt{res}, info), gcancel}, info, nil
-}
-
-// cancelOnClose releases Get's context when the reader is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c cancelOnClose) Close() error {
-	defer c.cancel()
-	return c.ReadCloser.Close()
-}
-
-// digestErrAsCorrupt maps the object store's digest error to ErrCorrupt.
-type digestErrAsCorrupt struct{ jetstream.ObjectResult }
-
-func (d digestErrAsCorrupt) Read(p []byte) (int, error) {
-	n, err := d.ObjectResult.Read(p)
-	if errors.Is(err, jetstream.ErrDigestMismatch) {
-		return n, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	return n, err
+	r := &chunkReader{ctx: ctx, get: n.chunks, subject: "$O." + oi.Bucket + ".C." + oi.NUID, key: key, left: oi.Size}
+	return newVerifyingReader(r, info), info, nil
 }
 
 // Delete removes the object.

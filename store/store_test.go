@@ -40,7 +40,11 @@ func backends(t *testing.T) map[string]func(t *testing.T) store.ImageStore {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return store.NewNATS(obj)
+			chunks, err := b.ImagesStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return store.NewNATS(obj, chunks)
 		},
 	}
 }
@@ -315,8 +319,8 @@ func assertEmpty(t *testing.T, s store.ImageStore, root string) {
 // one that is behind says the object Put just stored does not exist: Put
 // waits for the replicas instead of failing the checkpoint.
 func TestNATSPutOutlivesAReplicaBehind(t *testing.T) {
-	ctx, obj := imageObjects(t)
-	s := store.NewNATS(store.StaleReplicas(obj, 3))
+	ctx, obj, chunks := imageObjects(t)
+	s := store.NewNATS(store.StaleReplicas(obj, 3), chunks)
 	img := randomImage(store.ChunkSize+1, 5)
 	key := store.ImageKey("mpi", 1, "mpi-0")
 	info, err := s.Put(ctx, key, bytes.NewReader(img))
@@ -336,21 +340,21 @@ func TestNATSPutOutlivesAReplicaBehind(t *testing.T) {
 // that has not seen it yet: Open asks again instead of reporting it
 // missing (which would roll the group back further than it need go).
 func TestNATSOpenOutlivesAReplicaBehind(t *testing.T) {
-	ctx, obj := imageObjects(t)
+	ctx, obj, chunks := imageObjects(t)
 	img := randomImage(store.ChunkSize+1, 6)
 	key := store.ImageKey("mpi", 2, "mpi-1")
-	if _, err := store.NewNATS(obj).Put(ctx, key, bytes.NewReader(img)); err != nil {
+	if _, err := store.NewNATS(obj, chunks).Put(ctx, key, bytes.NewReader(img)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readAll(t, store.NewNATS(store.StaleInfo(obj, 3)), key)
+	got, err := readAll(t, store.NewNATS(store.StaleInfo(obj, 3), chunks), key)
 	if err != nil || !bytes.Equal(got, img) {
 		t.Fatalf("open with the info's replicas behind: %v (%d bytes of %d)", err, len(got), len(img))
 	}
 }
 
-// imageObjects is the image object store of a fresh embedded server, and a
-// context bounding the test's calls on it.
-func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore) {
+// imageObjects is the image object store of a fresh embedded server, its
+// stream, and a context bounding the test's calls on them.
+func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore, jetstream.Stream) {
 	t.Helper()
 	b := eventstest.Bus(t, eventstest.Server(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -359,5 +363,9 @@ func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ctx, obj
+	chunks, err := b.ImagesStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, obj, chunks
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/restarter/protocol"
 	"github.com/xenft/xenft/supervisor/core"
 )
@@ -109,12 +110,15 @@ func (sh *shell) serveGrants() (stop func()) {
 	subject := sh.s.bus.Subjects().Supervisor(protocol.GrantSubjectVerb + ".*")
 	prefix := strings.TrimSuffix(subject, "*")
 	sub, err := sh.s.bus.Conn().Subscribe(subject, func(m *nats.Msg) {
+		if sh.s.replayed(m) {
+			return
+		}
 		var req protocol.GrantRequest
 		rep := protocol.GrantReply{Term: sh.term}
 		switch {
 		case json.Unmarshal(m.Data, &req) != nil || req.Host == "":
 			rep.Reason = "malformed grant request"
-		case prefix+req.Host != m.Subject:
+		case prefix+events.EscapeToken(req.Host) != m.Subject:
 			// An agent asks on its own host's subject only (the subject
 			// is what a permission can bind to an identity).
 			rep.Reason = fmt.Sprintf("host %q asked on %s", req.Host, m.Subject)

@@ -98,3 +98,48 @@ func TestLeaderCountsAndLogsTheEventsItIgnores(t *testing.T) {
 		}
 	}
 }
+
+// Identities, not envelopes: a beat counts for the host its subject names
+// (the subject is what a permission binds to the host's credential), so a
+// beat of n2 on n1's subject is ignored as invalid_heartbeat; and a request
+// a JetStream consumer delivered to the leader (anyone who may create
+// consumers can have stored bytes delivered there: events.FromConsumer) is
+// not obeyed, counted as invalid_input, while a client's request still is.
+func TestLeaderTrustsSubjectsNotBodiesAndIgnoresReplayedRequests(t *testing.T) {
+	s := eventstest.Server(t)
+	bus := eventstest.Bus(t, s)
+	st, _ := store.NewDir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	cfg := supervisor.DefaultConfig()
+	cfg.ID = "s1"
+	cfg.CheckpointInterval = 0
+	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = sup.Run(ctx) }()
+	resume := supervisor.OperatorRequest{Op: supervisor.OpResume, By: "test"}
+	eventstest.Eventually(t, 30*time.Second, func() bool { return supervisor.RequestOperator(ctx, bus, resume, time.Second) == nil },
+		"the supervisor does not lead")
+
+	now := time.Now().UTC()
+	hb, _ := json.Marshal(detector.Heartbeat{V: detector.HeartbeatVersion, Host: "n2", Incarnation: "i1", Seq: 1,
+		Sent: now, IntervalMs: 1000, Inventory: &detector.Inventory{At: now, Domains: []detector.DomainSummary{}, FreeMemoryMiB: 4096}})
+	if err := bus.Conn().Publish(bus.Subjects().Heartbeat("n1"), hb); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := json.Marshal(resume)
+	eventstest.Replay(t, bus.Conn(), events.DefaultPrefix, "forge", bus.Subjects().Event(events.TypeNodeFault, "n1"), req,
+		bus.Subjects().Supervisor("op"), false)
+	var got map[string]uint64
+	eventstest.Eventually(t, 10*time.Second, func() bool {
+		got = sup.Ignored()
+		return got[events.IgnoredInvalidHeartbeat] == 1 && got[events.IgnoredInvalidInput] == 1
+	}, "ignored = %v, want one invalid_heartbeat and one invalid_input", &got)
+	if err := supervisor.RequestOperator(ctx, bus, resume, 10*time.Second); err != nil {
+		t.Fatalf("a client's request after the replay: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 )
 
 // consumerName is the durable consumer of the events the core needs. Every
-// supervisor uses the same one; only the leader reads it.
-const consumerName = "xenft-supervisor"
+// supervisor uses the same one; only the leader reads it. Its name is
+// events', so per-role permissions can keep every other role off it.
+const consumerName = events.SupervisorConsumer
 
 // beatFeedEvery is how often a host's heartbeat reaches the core when nothing
 // in it changed: far more often than fence_self_timeout requires, far less
@@ -160,6 +162,15 @@ func (sh *shell) feedBeats(ctx context.Context) {
 			// The head is validated on every beat (cheap); the whole beat,
 			// with its inventory, is decoded only when it is fed.
 			head, err := detector.DecodeHeartbeat(m.Data)
+			switch {
+			case err != nil:
+			case m.Subject != sh.s.bus.Subjects().Heartbeat(head.Host):
+				// The subject is what a permission binds to the host's
+				// identity; the body is the publisher's claim.
+				err = fmt.Errorf("host %q published on %s", head.Host, m.Subject)
+			case m.Reply != "":
+				err = fmt.Errorf("a beat with reply subject %s (a JetStream consumer's delivery?)", m.Reply)
+			}
 			if err != nil {
 				sh.s.bus.Ignored().Ignore(sh.log, events.IgnoredInvalidHeartbeat, "heartbeat", "subject", m.Subject, "error", err)
 				continue

@@ -123,12 +123,18 @@ func (s *Supervisor) lead(ctx context.Context, term uint64) {
 		go func() { defer wg.Done(); f() }()
 	}
 	sub, err := s.bus.Conn().Subscribe(s.bus.Subjects().Supervisor("checkpoint"), func(m *nats.Msg) {
+		if s.replayed(m) {
+			return
+		}
 		spawn(func() { s.answerCheckpoint(ctx, sched, m) })
 	})
 	if err != nil {
 		s.log.Error("cannot serve checkpoint requests", "error", err)
 	}
 	opSub, err := s.bus.Conn().Subscribe(s.bus.Subjects().Supervisor("op"), func(m *nats.Msg) {
+		if s.replayed(m) {
+			return
+		}
 		spawn(func() { s.answerOperator(ctx, sh, m) })
 	})
 	if err != nil {
@@ -144,6 +150,17 @@ func (s *Supervisor) lead(ctx context.Context, term uint64) {
 	gateOpen = false
 	gateMu.Unlock()
 	wg.Wait()
+}
+
+// replayed reports (and counts) a request a JetStream consumer delivered
+// rather than a client sent (events.FromConsumer): it is not obeyed.
+func (s *Supervisor) replayed(m *nats.Msg) bool {
+	if !events.FromConsumer(m) {
+		return false
+	}
+	s.bus.Ignored().Ignore(s.log, events.IgnoredInvalidInput, "request", "subject", m.Subject,
+		"error", "delivered by a JetStream consumer ("+m.Reply+"), not sent by a client")
+	return true
 }
 
 // CheckpointRequest asks the leader for a checkpoint of Group now.

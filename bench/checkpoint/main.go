@@ -101,7 +101,11 @@ func run(rounds, memMiB int, dir string) error {
 	if err != nil {
 		return err
 	}
-	natsStore := store.NewNATS(obj)
+	chunks, err := bus.ImagesStream(ctx)
+	if err != nil {
+		return err
+	}
+	natsStore := store.NewNATS(obj, chunks)
 
 	// 4 agents, each a sim host with one domain, on the bus.
 	actx, stopAgents := context.WithCancel(ctx)

@@ -127,7 +127,11 @@ func connectHosts(ctx context.Context, cfg childConfig, log hclog.Logger) ([]*ho
 		if err != nil {
 			return nil, closeAll, err
 		}
-		h.images = store.NewNATS(obj)
+		chunks, err := up.ImagesStream(ctx)
+		if err != nil {
+			return nil, closeAll, err
+		}
+		h.images = store.NewNATS(obj, chunks)
 	}
 	return hosts, closeAll, nil
 }

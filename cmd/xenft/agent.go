@@ -153,13 +153,14 @@ func hypervisorFor(c AgentConfig) xen.Hypervisor {
 
 func runAgent(ctx context.Context, a *app) error {
 	cfg := a.cfg
+	as := events.As(events.RoleAgent, cfg.Agent.Host)
 	bus, err := connectWithRetry(ctx, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a,
-		events.As(events.RoleAgent, cfg.Agent.Host))
+		await(events.NamesFor(cfg.Bus.Prefix).Hosts()), as)
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	st, closeStore, err := openRoleStore(ctx, cfg.Store, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a)
+	st, closeStore, err := openRoleStore(ctx, cfg.Store, cfg.Bus, "xenft-agent-"+cfg.Agent.Host, a, as)
 	if err != nil {
 		return err
 	}

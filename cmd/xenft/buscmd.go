@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -115,19 +116,32 @@ func withCatalog(run func(cmd *cobra.Command, args []string, cat *checkpointer.C
 	return func(cmd *cobra.Command, args []string, bus *events.Bus) error {
 		kv, err := bus.KV(cmd.Context(), bus.Names().Checkpoints())
 		if err != nil {
-			return fmt.Errorf("%w (has a supervisor or server run against this bus?)", err)
+			return missingHint(err, "has a supervisor or server run against this bus?")
 		}
 		return run(cmd, args, checkpointer.NewCatalog(kv), bus)
 	}
 }
 
+// missingHint adds hint to err, a bucket that could not be opened, unless
+// the server refused this connection (the hint is about a missing bucket).
+func missingHint(err error, hint string) error {
+	if errors.Is(err, events.ErrPermissionDenied) {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
+}
+
 // withInventory is run with the inventory of VMs and groups opened on the
-// connection, once the stream and buckets are sure to exist.
+// connection, once the buckets are known to exist (a supervisor or server
+// creates them; an operator's credential may not).
 func withInventory(run func(cmd *cobra.Command, args []string, inv *supervisor.Inventory) error) busRun {
 	return func(cmd *cobra.Command, args []string, bus *events.Bus) error {
 		ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 		defer cancel()
-		if err := bus.EnsureResources(ctx); err != nil {
+		actx, acancel := context.WithTimeout(ctx, bus.RequestTimeout())
+		err := bus.AwaitResources(actx, bus.Names().VMs(), bus.Names().Groups())
+		acancel()
+		if err != nil {
 			return err
 		}
 		vms, err := bus.KV(ctx, bus.Names().VMs())

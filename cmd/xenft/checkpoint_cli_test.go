@@ -19,13 +19,14 @@ import (
 
 // startUp runs `xenft up` (embedded NATS, a supervisor, 4 sim hosts with
 // their agents, the demo's groups) as a separate process, as an operator
-// would, and returns its NATS URL and the directory of its image store. It is interrupted
-// and waited for when the test ends.
-func startUp(t *testing.T) (url, storeDir string) {
+// would, and returns what its first line says: its NATS URL, the directory
+// of its image store, and the client configuration of its operator
+// credential. It is interrupted and waited for when the test ends.
+func startUp(t *testing.T, args ...string) upStarted {
 	t.Helper()
 	data := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cmd := exec.CommandContext(ctx, xenftBin, "up", "--json", "--port", "-1", "--data", data, "--checkpoint-every", "1h")
+	cmd := exec.CommandContext(ctx, xenftBin, append([]string{"up", "--json", "--port", "-1", "--data", data, "--checkpoint-every", "1h"}, args...)...)
 	cmd.Dir = data
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -45,11 +46,7 @@ func startUp(t *testing.T) (url, storeDir string) {
 	if !lines.Scan() {
 		t.Fatalf("xenft up printed nothing: %v", lines.Err())
 	}
-	var started struct {
-		Kind     string `json:"kind"`
-		NATSURL  string `json:"nats_url"`
-		StoreDir string `json:"store_dir"`
-	}
+	var started upStarted
 	if err := json.Unmarshal(lines.Bytes(), &started); err != nil || started.Kind != "started" {
 		t.Fatalf("first line of xenft up: %q (%v)", lines.Text(), err)
 	}
@@ -60,7 +57,21 @@ func startUp(t *testing.T) (url, storeDir string) {
 	if !filepath.IsAbs(started.StoreDir) {
 		started.StoreDir = filepath.Join(data, started.StoreDir)
 	}
-	return started.NATSURL, started.StoreDir
+	if started.OperatorConfig != "" && !filepath.IsAbs(started.OperatorConfig) {
+		started.OperatorConfig = filepath.Join(data, started.OperatorConfig)
+	}
+	return started
+}
+
+// upStarted is the first line of `xenft up --json`.
+type upStarted struct {
+	Kind           string `json:"kind"`
+	NATSURL        string `json:"nats_url"`
+	StoreDir       string `json:"store_dir"`
+	Secured        bool   `json:"secured"`
+	AuthDir        string `json:"auth_dir"`
+	OperatorConfig string `json:"operator_config"`
+	NATSCLI        string `json:"nats_cli"`
 }
 
 // The checkpoint commands as an operator uses them on a running cluster:
@@ -68,8 +79,9 @@ func startUp(t *testing.T) (url, storeDir string) {
 // and watch verify reject it and name the checkpoint the group would roll
 // back to instead; and every bad request is one line and a non-zero exit.
 func TestCheckpointCommandsOnARunningCluster(t *testing.T) {
-	url, images := startUp(t)
-	nats := []string{"--nats", url}
+	up := startUp(t)
+	images := up.StoreDir
+	nats := []string{"--config", up.OperatorConfig} // xenft up is secured: the operator's credential
 	run := func(args ...string) result { return xenft(t, nil, append(args, nats...)...) }
 
 	// The demo registers group mpi (3 VMs on 3 hosts); once every member

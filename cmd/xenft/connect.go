@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,27 +11,37 @@ import (
 	"github.com/xenft/xenft/events"
 )
 
-// connectWithRetry connects a long-running role to the bus and creates the
-// stream and buckets, retrying with backoff until ctx ends: a daemon started
-// before its NATS servers waits for them instead of failing.
-func connectWithRetry(ctx context.Context, cfg events.BusConfig, name string, a *app, opts ...events.ConnectOption) (*events.Bus, error) {
-	return connectRetrying(ctx, cfg, name, a, true, opts...)
+// resources is what a long-running role does about the stream and buckets
+// once connected: create them (ensure: supervisors) or wait for them and
+// the buckets it uses (every other role, whose credential may not create
+// them; await).
+type resources func(ctx context.Context, b *events.Bus) error
+
+func ensure(ctx context.Context, b *events.Bus) error { return b.EnsureResources(ctx) }
+
+func await(buckets ...string) resources {
+	return func(ctx context.Context, b *events.Bus) error { return b.AwaitResources(ctx, buckets...) }
 }
 
-// connectRetrying is connectWithRetry; ensure says whether to create the
-// stream and buckets (a role's second connection does not: its first did,
-// and each EnsureResources is a round of stream updates a cluster that is
-// still forming must agree on).
-func connectRetrying(ctx context.Context, cfg events.BusConfig, name string, a *app, ensure bool, opts ...events.ConnectOption) (*events.Bus, error) {
+// connectWithRetry connects a long-running role to the bus and prepares the
+// stream and buckets with res, retrying with backoff until ctx ends: a
+// daemon started before its NATS servers, or before the supervisor or
+// server that creates the stream, waits for them instead of failing. A
+// refusal of the server's permissions is not retried: the configuration
+// must change.
+func connectWithRetry(ctx context.Context, cfg events.BusConfig, name string, a *app, res resources, opts ...events.ConnectOption) (*events.Bus, error) {
 	cfg.ClientName = name
 	var bus *events.Bus
 	last := ""
 	op := func() error {
 		b, err := events.Connect(cfg, a.log, opts...)
-		if err == nil && ensure {
-			if err = b.EnsureResources(ctx); err != nil {
+		if err == nil && res != nil {
+			if err = res(ctx, b); err != nil {
 				b.Close()
 			}
+		}
+		if errors.Is(err, events.ErrPermissionDenied) {
+			return backoff.Permanent(err)
 		}
 		if err != nil {
 			if err.Error() != last {

@@ -24,7 +24,7 @@ transition from several detectors is stored once. Runs until SIGINT or SIGTERM.`
 			defer stop()
 			// 10,000 beats a second cost a read each when read as they
 			// come; detector.read_coalesce takes dozens per read.
-			bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-detector-"+a.cfg.Detector.ID, a,
+			bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-detector-"+a.cfg.Detector.ID, a, await(),
 				events.CoalesceReads(a.cfg.Detector.ReadCoalesce), events.As(events.RoleDetector, a.cfg.Detector.ID))
 			if err != nil {
 				return err

@@ -57,6 +57,7 @@ Every setting can come from --config FILE (YAML), the environment
 		newStatusCommand(a),
 		newHostCommand(a),
 		newRestartsCommand(a),
+		newAuthCommand(a),
 		newVersionCommand(),
 	)
 	enforceUsage(a, root)

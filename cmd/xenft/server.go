@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xenft/xenft/events"
+	"github.com/xenft/xenft/events/auth"
 	"github.com/xenft/xenft/events/embedded"
 )
 
@@ -56,6 +57,9 @@ client URL, and runs until SIGINT or SIGTERM.`,
 // while a cluster forms), calls ready with the client URL and serves until ctx
 // ends.
 func runServer(ctx context.Context, cfg Config, log hclog.Logger, ready func(url string)) error {
+	if err := identitiesMatchPrefix(cfg); err != nil {
+		return err
+	}
 	srv, err := embedded.Start(cfg.Server, log, 15*time.Second)
 	if err != nil {
 		return err
@@ -70,7 +74,7 @@ func runServer(ctx context.Context, cfg Config, log hclog.Logger, ready func(url
 	}
 	busCfg := cfg.Bus
 	busCfg.ClientName = "xenft-server-" + cfg.Server.Name
-	bus, err := events.Connect(busCfg, log, events.InProcess(srv))
+	bus, err := srv.ConnectOwner(busCfg, log)
 	if err != nil {
 		return err
 	}
@@ -81,6 +85,22 @@ func runServer(ctx context.Context, cfg Config, log hclog.Logger, ready func(url
 	ready(srv.ClientURL())
 	<-ctx.Done()
 	log.Info("stopping server", "name", cfg.Server.Name)
+	return nil
+}
+
+// identitiesMatchPrefix checks that server.auth.identities was issued for
+// bus.prefix: its permissions name the prefix's subjects.
+func identitiesMatchPrefix(cfg Config) error {
+	if cfg.Server.Auth.Identities == "" {
+		return nil
+	}
+	f, err := auth.Load(cfg.Server.Auth.Identities)
+	if err != nil {
+		return fmt.Errorf("server.auth.identities: %w", err)
+	}
+	if f.Prefix != cfg.Bus.Prefix {
+		return fmt.Errorf("server.auth.identities: %s was issued for prefix %q, but bus.prefix is %q", cfg.Server.Auth.Identities, f.Prefix, cfg.Bus.Prefix)
+	}
 	return nil
 }
 

@@ -16,12 +16,14 @@ import (
 // agent's beats and lease renewals stopped for 4 s during the first
 // checkpoint's uploads: the detectors failed the hosts and the agents fenced
 // themselves. The returned close ends that connection (a no-op for dir).
-func openRoleStore(ctx context.Context, c StoreConfig, busCfg events.BusConfig, name string, a *app) (store.ImageStore, func(), error) {
+// opts name the role's identity (events.As), which its credential's
+// permissions are bound to on this connection too.
+func openRoleStore(ctx context.Context, c StoreConfig, busCfg events.BusConfig, name string, a *app, opts ...events.ConnectOption) (store.ImageStore, func(), error) {
 	if c.Backend != "nats" {
 		st, err := store.NewDir(c.Dir)
 		return st, func() {}, err
 	}
-	bus, err := connectRetrying(ctx, busCfg, name+"-images", a, false)
+	bus, err := connectWithRetry(ctx, busCfg, name+"-images", a, await(events.NamesFor(busCfg.Prefix).Images()), opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -64,7 +66,11 @@ func openStore(ctx context.Context, c StoreConfig, bus *events.Bus) (store.Image
 		if err != nil {
 			return nil, fmt.Errorf("image object store: %w", err)
 		}
-		return store.NewNATS(obj), nil
+		chunks, err := bus.ImagesStream(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("image object store: %w", err)
+		}
+		return store.NewNATS(obj, chunks), nil
 	}
 	return store.NewDir(c.Dir)
 }

@@ -39,13 +39,15 @@ successor resumes what it was doing. Runs until SIGINT or SIGTERM.`,
 }
 
 func runSupervisor(ctx context.Context, a *app) error {
-	bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a,
-		events.As(events.RoleSupervisor, a.cfg.Supervisor.ID))
+	// The supervisor creates the stream and buckets (or updates their
+	// limits): its credential may, the other roles' may not.
+	as := events.As(events.RoleSupervisor, a.cfg.Supervisor.ID)
+	bus, err := connectWithRetry(ctx, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a, ensure, as)
 	if err != nil {
 		return err
 	}
 	defer bus.Close()
-	st, closeStore, err := openRoleStore(ctx, a.cfg.Store, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a)
+	st, closeStore, err := openRoleStore(ctx, a.cfg.Store, a.cfg.Bus, "xenft-supervisor-"+a.cfg.Supervisor.ID, a, as)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ type upOptions struct {
 	chaosEvery      time.Duration
 	checkpointEvery time.Duration
 	json            bool
+	// insecure runs without credentials or TLS (up_auth.go).
+	insecure bool
 	// portAsked: the operator named a port (--port); then a busy port is
 	// an error, not a reason to take another.
 	portAsked bool
@@ -45,9 +47,13 @@ supervisor, a detector and --hosts simulated Xen hosts, each with its agent;
 registers a group of 3 VMs (one MPI job) and 2 single VMs, checkpoints them on
 an interval, and shows hosts, VMs, checkpoints and events live. With --chaos a
 random host crashes every so often (--partition also cuts one off the bus) so
-you can watch detection, fencing, rollback and restart. It prints the NATS URL:
-'xenft events tail --nats URL' watches the same stream from another terminal.
-Ctrl-C stops everything and prints a summary (--json: JSON lines instead).`,
+you can watch detection, fencing, rollback and restart. Like a production
+cluster, its server lets in only the identities it issues at start into
+<data>/auth, over TLS, each with its role's permissions (--insecure: none of
+that). It prints the NATS URL and how to watch the same stream from another
+terminal ('xenft events tail --config <data>/auth/admin.yaml', or the nats
+CLI as a monitor). Ctrl-C stops everything and prints a summary (--json: JSON
+lines instead).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.hosts < 2 || o.hosts > 64 {
@@ -76,6 +82,7 @@ Ctrl-C stops everything and prints a summary (--json: JSON lines instead).`,
 	f.DurationVar(&o.chaosEvery, "chaos-every", 40*time.Second, "time between injected faults")
 	f.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "checkpoint interval of the demo groups")
 	f.BoolVar(&o.json, "json", false, "print JSON lines (events, faults, status, summary) instead of the live view")
+	f.BoolVar(&o.insecure, "insecure", false, "no credentials and no TLS: anyone who reaches the port may do anything")
 	f.Int("port", 0, "NATS client port, -1 for any free port (server.port)")
 	a.flagKeys(cmd, map[string]string{"port": "server.port"})
 	return cmd
@@ -125,6 +132,13 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 	defer logFile.Close()
 	log := hclog.New(&hclog.LoggerOptions{Name: "xenft", Level: hclog.LevelFromString(cfg.Log.Level), Output: logFile, JSONFormat: cfg.Log.JSON})
 
+	var creds *upCreds
+	if !o.insecure {
+		if creds, err = issueUpCredentials(o.dataDir, cfg.Bus.Prefix, o.hosts); err != nil {
+			return err
+		}
+		creds.secure(&cfg)
+	}
 	if err := portFree(cfg.Server.Host, cfg.Server.Port); err != nil && o.portAsked {
 		// Said at once: the embedded server would only time out waiting
 		// to be ready.
@@ -141,14 +155,16 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 		return fmt.Errorf("server.port %d: %w", cfg.Server.Port, err)
 	}
 	defer srv.Shutdown()
-	busCfg := cfg.Bus
-	busCfg.ClientName = "xenft-up"
-	bus, err := events.Connect(busCfg, log, events.InProcess(srv))
+	// The server's own connection creates the stream and buckets.
+	ownCfg := cfg.Bus
+	ownCfg.ClientName = "xenft-up-server"
+	own, err := srv.ConnectOwner(ownCfg, log)
 	if err != nil {
 		return err
 	}
-	defer bus.Close()
-	if err := ensureResources(ctx, bus, log); err != nil {
+	err = ensureResources(ctx, own, log)
+	own.Close()
+	if err != nil {
 		return err
 	}
 	st, err := store.NewDir(filepath.Join(o.dataDir, "images"))
@@ -156,7 +172,13 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 		return err
 	}
 
-	d := &demo{a: a, o: o, cfg: cfg, srv: srv, bus: bus, st: st, log: log, out: out, started: time.Now(), hosts: map[string]*simHost{}}
+	d := &demo{a: a, o: o, cfg: cfg, srv: srv, creds: creds, st: st, log: log, out: out, started: time.Now(), hosts: map[string]*simHost{}}
+	bus, err := d.connect("xenft-up", upSelf)
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	d.bus = bus
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -168,7 +190,7 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 	go func() { defer wg.Done(); d.rec.follow(ctx, bus) }()
 
 	for i := 1; i <= o.hosts; i++ {
-		if err := d.startHost(ctx, &wg, fmt.Sprintf("n%d", i), true); err != nil {
+		if err := d.startHost(ctx, &wg, upHost(i), true); err != nil {
 			return err
 		}
 	}
@@ -178,7 +200,9 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 	if err := d.startRoles(ctx, &wg); err != nil {
 		return err
 	}
-	d.announce()
+	if err := d.announce(); err != nil {
+		return err
+	}
 	if o.chaos {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.chaos(ctx, &wg) }()
@@ -193,11 +217,11 @@ func runUp(ctx context.Context, a *app, o upOptions, out io.Writer) error {
 // startRoles runs the supervisor and the detector in this process.
 func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	scfg := d.cfg.Supervisor
-	scfg.ID = "sup-1"
+	scfg.ID = upSupervisor.Name
 	scfg.CheckpointInterval = d.o.checkpointEvery
 	scfg.Policy = core.DefaultPolicy()
 	scfg.Policy.FenceSelfTimeout, scfg.Policy.FenceMargin = demoSelfFence, demoFenceMargin
-	sbus, err := d.connect("xenft-up-supervisor", events.As(events.RoleSupervisor, scfg.ID))
+	sbus, err := d.connect("xenft-up-supervisor", upSupervisor)
 	if err != nil {
 		return err
 	}
@@ -205,12 +229,12 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
-	dbus, err := d.connect("xenft-up-detector", events.As(events.RoleDetector, "det-1"))
+	dbus, err := d.connect("xenft-up-detector", upDetector)
 	if err != nil {
 		return err
 	}
 	dcfg := d.cfg.Detector
-	dcfg.ID = "det-1"
+	dcfg.ID = upDetector.Name
 	mon, err := detector.NewMonitor(dbus, dcfg, d.log)
 	if err != nil {
 		return err
@@ -222,12 +246,17 @@ func (d *demo) startRoles(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
-// connect opens another in-process connection (each role and host has its
-// own, so a host can be cut off alone).
-func (d *demo) connect(name string, as events.ConnectOption) (*events.Bus, error) {
+// connect opens another in-process connection as id (each role and host
+// has its own, so a host can be cut off alone), with id's seed unless the
+// demo runs --insecure. Nothing leaves the process: no TLS.
+func (d *demo) connect(name string, id events.Publisher) (*events.Bus, error) {
 	c := d.cfg.Bus
 	c.ClientName = name
-	return events.Connect(c, d.log, events.InProcess(d.srv), as)
+	c.TLS = events.TLSFiles{}
+	if d.creds != nil {
+		c.Auth = events.ClientAuth{NKeySeedFile: d.creds.seed(id)}
+	}
+	return events.Connect(c, d.log, events.InProcess(d.srv), events.As(id.Role, id.Name))
 }
 
 // register puts the demo's VMs in the inventory: a 3-VM group spread over
@@ -250,15 +279,38 @@ func (d *demo) register(ctx context.Context) error {
 	return inv.PutGroup(ctx, supervisor.GroupSettings{Name: "mpi", CheckpointInterval: supervisor.Duration(d.o.checkpointEvery), Retain: 3})
 }
 
-func (d *demo) announce() {
-	if d.o.json {
-		d.rec.emit(map[string]any{"kind": "started", "nats_url": d.srv.ClientURL(), "hosts": d.o.hosts, "data": d.o.dataDir,
-			"store_dir": filepath.Join(d.o.dataDir, "images")})
-		return
+func (d *demo) announce() error {
+	url, images := d.srv.ClientURL(), filepath.Join(d.o.dataDir, "images")
+	var adminCfg, natsCLI string
+	if d.creds != nil {
+		var err error
+		if adminCfg, err = d.creds.adminConfig(url, d.cfg.Bus.Prefix); err != nil {
+			return err
+		}
+		natsCLI = d.creds.natsCLI(url, d.cfg.Bus.Prefix)
 	}
-	fmt.Fprintf(d.out, "xenft up: embedded NATS with JetStream at %s; %d simulated hosts; logs in %s\n",
-		d.srv.ClientURL(), d.o.hosts, filepath.Join(d.o.dataDir, "xenft-up.log"))
-	fmt.Fprintf(d.out, "  watch from another terminal: xenft events tail --nats %s\n", d.srv.ClientURL())
-	fmt.Fprintf(d.out, "  checkpoints: xenft checkpoint list --nats %s; verify their images: xenft checkpoint verify mpi --nats %[1]s --store-dir %s\n",
-		d.srv.ClientURL(), filepath.Join(d.o.dataDir, "images"))
+	if d.o.json {
+		ev := map[string]any{"kind": "started", "nats_url": url, "hosts": d.o.hosts, "data": d.o.dataDir, "store_dir": images, "secured": d.creds != nil}
+		if d.creds != nil {
+			ev["auth_dir"], ev["operator_config"], ev["nats_cli"] = d.creds.dir, adminCfg, natsCLI
+		}
+		d.rec.emit(ev)
+		return nil
+	}
+	// How another terminal reaches the bus: the operator's configuration,
+	// or the URL alone without credentials.
+	reach := "--nats " + url
+	secured := "no credentials, no TLS (--insecure)"
+	if d.creds != nil {
+		reach = "--config " + adminCfg
+		secured = "TLS and a credential per role, issued into " + d.creds.dir
+	}
+	fmt.Fprintf(d.out, "xenft up: embedded NATS with JetStream at %s (%s); %d simulated hosts; logs in %s\n",
+		url, secured, d.o.hosts, filepath.Join(d.o.dataDir, "xenft-up.log"))
+	fmt.Fprintf(d.out, "  watch from another terminal: xenft events tail %s\n", reach)
+	fmt.Fprintf(d.out, "  checkpoints: xenft checkpoint list %s; verify their images: xenft checkpoint verify mpi %[1]s --store-dir %s\n", reach, images)
+	if d.creds != nil {
+		fmt.Fprintf(d.out, "  with the nats CLI, as monitor/mon: %s\n", natsCLI)
+	}
+	return nil
 }

@@ -11,9 +11,9 @@ import (
 )
 
 // upStateDirs are what a run of `xenft up` keeps under its data directory:
-// the embedded server's JetStream state, the image store and the simulated
-// hosts' spools and configs.
-var upStateDirs = []string{"nats", "images", "hosts"}
+// the embedded server's JetStream state, the image store, the simulated
+// hosts' spools and configs, and the run's credentials.
+var upStateDirs = []string{"nats", "images", "hosts", "auth"}
 
 // startFresh makes dataDir ready for a new demo run and returns the lock
 // that keeps a second `xenft up` off it until this one ends.

@@ -28,6 +28,7 @@ type demo struct {
 	o       upOptions
 	cfg     Config
 	srv     *embedded.Server
+	creds   *upCreds // nil with --insecure
 	bus     *events.Bus
 	st      store.ImageStore
 	log     hclog.Logger
@@ -86,7 +87,7 @@ func (d *demo) startHost(ctx context.Context, wg *sync.WaitGroup, name string, i
 			}
 		}
 	}
-	bus, err := d.connect("xenft-up-"+name, events.As(events.RoleAgent, name))
+	bus, err := d.connect("xenft-up-"+name, events.Publisher{Role: events.RoleAgent, Name: name})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		args  []string
 		names []string // what the line must say
 	}{
-		{nil, []string{"xenft: missing command: one of agent, checkpoint,", "(see xenft --help)"}},
+		{nil, []string{"xenft: missing command: one of agent, auth, checkpoint,", "(see xenft --help)"}},
 		{[]string{"bogus"}, []string{`xenft: unknown command "bogus": one of agent,`}},
 		{[]string{"stauts"}, []string{`unknown command "stauts" (did you mean status?)`}},
 		{[]string{"vm"}, []string{"xenft: vm: missing command: one of add, list, move, remove, restart (see xenft vm --help)"}},

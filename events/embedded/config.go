@@ -36,9 +36,12 @@ type Config struct {
 	Sync string `mapstructure:"sync"`
 	// Cluster joins other servers; leave Name empty for a single server.
 	Cluster ClusterConfig `mapstructure:"cluster"`
-	// Auth requires clients to present a user and password.
+	// Auth says who may connect: a single user and password, the
+	// identities `xenft auth init` issued with their per-role permissions,
+	// or both. With neither, anyone who reaches the port may do anything.
 	Auth Auth `mapstructure:"auth"`
-	// TLS for client connections (Cert and Key; CA to verify client certs).
+	// TLS of client connections: Cert and Key make TLS required; CA also
+	// requires and verifies client certificates.
 	TLS events.TLSFiles `mapstructure:"tls"`
 }
 
@@ -49,13 +52,24 @@ type ClusterConfig struct {
 	Host   string   `mapstructure:"host"`
 	Port   int      `mapstructure:"port"`
 	Routes []string `mapstructure:"routes"` // nats-route://host:port of the other servers
+	// TLS of the routes, mutual: each server presents Cert and verifies
+	// its peer's against CA, and accepts as a route only a peer whose
+	// certificate has the same key as its own (the set's server
+	// certificate), not an identity's client certificate of the same CA.
+	// Required with auth.identities.
+	TLS events.TLSFiles `mapstructure:"tls"`
 }
 
-// Auth is the single user clients must present (per-role permissions
-// come with the security work).
+// Auth is who may connect.
 type Auth struct {
+	// User and Password: one user with every permission (tests, a
+	// single-tenant lab).
 	User     string `mapstructure:"user"`
 	Password string `mapstructure:"password"`
+	// Identities is the identities file `xenft auth init` wrote
+	// (identities.json): each role/name may connect with its nkey and
+	// gets its role's permissions (events/auth). Requires tls.cert.
+	Identities string `mapstructure:"identities"`
 }
 
 // validate checks the cluster section; key names a key of the server section.
@@ -74,6 +88,10 @@ func (c ClusterConfig) validate(key func(string) string) error {
 		if !strings.HasPrefix(r, "nats-route://") && !strings.HasPrefix(r, "nats://") {
 			errs = append(errs, fmt.Errorf("%s: %q is not a URL like nats-route://host:6222", key("cluster.routes"), r))
 		}
+	}
+	t := c.TLS
+	if t != (events.TLSFiles{}) && (t.Cert == "" || t.Key == "" || t.CA == "") {
+		errs = append(errs, fmt.Errorf("%s: cert, key and ca must be set together (routes verify each other)", key("cluster.tls")))
 	}
 	return errors.Join(errs...)
 }
@@ -140,5 +158,16 @@ func (c Config) Validate(section string) error {
 		errs = append(errs, fmt.Errorf("%s: user and password must be set together", key("auth")))
 	}
 	errs = append(errs, c.TLS.Validate(key("tls")))
+	if c.Auth.Identities != "" {
+		if !events.ValidName(c.Name) {
+			errs = append(errs, fmt.Errorf("%s: %q must be %s with %s (the server's own identity)", key("name"), c.Name, events.NameRule, key("auth.identities")))
+		}
+		if c.TLS.Cert == "" {
+			errs = append(errs, fmt.Errorf("%s: required with %s: identities authenticate clients, TLS keeps their traffic private", key("tls.cert"), key("auth.identities")))
+		}
+		if c.Cluster.Name != "" && c.Cluster.TLS.Cert == "" {
+			errs = append(errs, fmt.Errorf("%s: required with %s on a cluster: a route is trusted with everything", key("cluster.tls.cert"), key("auth.identities")))
+		}
+	}
 	return errors.Join(errs...)
 }

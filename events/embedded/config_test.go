@@ -38,7 +38,7 @@ func TestSyncPolicy(t *testing.T) {
 			t.Errorf("sync %q: %v", tc.sync, err)
 			continue
 		}
-		opts, err := serverOptions(cfg)
+		opts, err := serverOptions(cfg, nil)
 		if err != nil {
 			t.Fatalf("sync %q: %v", tc.sync, err)
 		}

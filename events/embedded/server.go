@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 	"github.com/xenft/xenft/internal/clock"
 )
 
@@ -20,6 +21,10 @@ type Server struct {
 	ns  *server.Server
 	cfg Config
 	log hclog.Logger
+	// owner is the key of the server's own connection (ConnectOwner)
+	// when clients authenticate: made at start, allowed only in this
+	// process, never written anywhere.
+	owner nkeys.KeyPair
 }
 
 // Start starts a server from cfg and waits until it accepts clients (and,
@@ -29,7 +34,14 @@ func Start(cfg Config, log hclog.Logger, ready time.Duration) (*Server, error) {
 	if err := cfg.Validate("server"); err != nil {
 		return nil, err
 	}
-	opts, err := serverOptions(cfg)
+	var owner nkeys.KeyPair
+	if cfg.Auth.Identities != "" {
+		var err error
+		if owner, err = nkeys.CreateUser(); err != nil {
+			return nil, fmt.Errorf("server.auth.identities: the server's own key: %w", err)
+		}
+	}
+	opts, err := serverOptions(cfg, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -45,10 +57,10 @@ func Start(cfg Config, log hclog.Logger, ready time.Duration) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("nats server %s: not ready for connections within %s (is %s:%d in use?)", cfg.Name, ready, cfg.Host, cfg.Port)
 	}
-	return &Server{ns: ns, cfg: cfg, log: log}, nil
+	return &Server{ns: ns, cfg: cfg, log: log, owner: owner}, nil
 }
 
-func serverOptions(cfg Config) (*server.Options, error) {
+func serverOptions(cfg Config, owner nkeys.KeyPair) (*server.Options, error) {
 	storeDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("server.data_dir: %w", err)
@@ -77,9 +89,8 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		opts.HTTPHost = cfg.Host
 		opts.HTTPPort = cfg.MonitorPort
 	}
-	if cfg.Auth.User != "" {
-		opts.Username = cfg.Auth.User
-		opts.Password = cfg.Auth.Password
+	if err := authOptions(cfg, owner, opts); err != nil {
+		return nil, err
 	}
 	if cfg.TLS.Cert != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, CaFile: cfg.TLS.CA, Verify: cfg.TLS.CA != ""})
@@ -97,6 +108,9 @@ func serverOptions(cfg Config) (*server.Options, error) {
 			host = cfg.Host
 		}
 		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: host, Port: cfg.Cluster.Port}
+		if err := routeTLS(cfg.Cluster.TLS, &opts.Cluster); err != nil {
+			return nil, err
+		}
 		for _, r := range cfg.Cluster.Routes {
 			urls := server.RoutesFromStr(r)
 			if len(urls) == 0 {

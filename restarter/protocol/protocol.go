@@ -28,6 +28,7 @@
 //	              host is self-fenced.
 //	vm.coldstart  as vm.restore, without image errors.
 //	vm.list       none in practice (retryable if xl fails).
+//	vm.peek       as vm.list.
 //
 // stale_epoch on any verb means the sender lost the leadership; bad_request
 // on any verb, that the request's Validate refused it (validate.go) and
@@ -47,6 +48,11 @@ const (
 	VerbUnpause   = "vm.unpause"
 	VerbColdStart = "vm.coldstart"
 	VerbList      = "vm.list"
+	// VerbPeek is vm.list without an epoch, and nothing else: since it
+	// cannot admit a term or end a self-fence, per-role permissions let an
+	// operator send it (xenft status) where every other verb is the
+	// supervisors' alone.
+	VerbPeek = events.VerbPeek
 )
 
 // RestoreRequest asks a host to fetch a checkpoint image from the store into
@@ -141,6 +147,10 @@ type ColdStartReply struct {
 type ListRequest struct {
 	Epoch events.Epoch `json:"epoch,omitzero"`
 }
+
+// PeekRequest asks for the host's domains, read-only (VerbPeek). Its reply
+// is a ListReply.
+type PeekRequest struct{}
 
 // ListReply is what runs on the host and whether it is self-fenced.
 type ListReply struct {
