@@ -98,6 +98,7 @@ type cluster struct {
 	bus     *events.Bus
 	images  *store.NATS
 	story   *story
+	sec     security  // the credential set (secure_test.go)
 	link    *vethLink // the partitionable host's link, if any
 
 	mu    sync.Mutex
@@ -147,6 +148,7 @@ func newCluster(t *testing.T, opts options) *cluster {
 		c.env = append(c.env, "XENFT_SUPERVISOR_FENCE_COMMAND="+strings.Join(
 			[]string{"env", "FAKEXL_STATE=" + filepath.Join(c.dir, "xl-{host}"), fakeXL, "sim-poweroff"}, ","))
 	}
+	c.env = append(c.env, c.secure()...)
 	if opts.prepare != nil {
 		opts.prepare(c)
 	}
@@ -239,7 +241,7 @@ func (c *cluster) startServer(n natsNode) {
     port: %d
     routes:
 %s
-`, n.name, n.port, filepath.Join(c.dir, n.name+"-data"), n.clusterPort, strings.Join(routes, "\n"))
+%s%s`, n.name, n.port, filepath.Join(c.dir, n.name+"-data"), n.clusterPort, strings.Join(routes, "\n"), c.routeSecurity(), c.serverSecurity())
 	if c.opts.serverSync != "" {
 		cfg += "  sync: " + c.opts.serverSync + "\n"
 	}
@@ -254,8 +256,7 @@ func (c *cluster) startServer(n natsNode) {
 // connect is the test's own connection: the operator's and the monitor's.
 func (c *cluster) connect(urls []string) {
 	c.t.Helper()
-	cfg := events.DefaultBusConfig()
-	cfg.URLs, cfg.Replicas, cfg.LeaderTTL, cfg.ClientName = urls, 3, leaderTTL, "e2e-test"
+	cfg := c.busConfig(urls, nil)
 	log := eventstest.Logger(c.t, hclog.Warn)
 	var err error
 	c.eventually(60*time.Second, func() bool {
@@ -324,7 +325,8 @@ func (c *cluster) waitReplicated() {
 // settings and extra.
 func (c *cluster) startXenft(name string, extra []string, args ...string) {
 	c.t.Helper()
-	env := append(slices.Clone(c.env), extra...)
+	env := append(slices.Clone(c.env), c.credentials(name)...)
+	env = append(env, extra...)
 	if c.opts.env != nil {
 		env = append(env, c.opts.env(name)...)
 	}
@@ -353,6 +355,7 @@ func (c *cluster) logPath(name string) string { return filepath.Join(c.dir, name
 func (c *cluster) startAgent(host string) {
 	c.t.Helper()
 	env := append(slices.Clone(c.env), c.xlEnv(host)...)
+	env = append(env, c.credentials(host)...)
 	env = append(env,
 		"XENFT_AGENT_STATE_DIR="+filepath.Join(c.dir, "state-"+host),
 		"XENFT_AGENT_CHECKPOINT_SPOOL_DIR="+filepath.Join(c.dir, "spool-"+host),

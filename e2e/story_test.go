@@ -140,6 +140,7 @@ type eventData struct {
 	Error          string `json:"error"`
 	Reason         string `json:"reason"`
 	VM             string `json:"vm"`
+	Publisher      string `json:"publisher"`
 }
 
 func on(typ events.Type, about string) step {
