@@ -112,15 +112,7 @@ func TestLeaderTrustsSubjectsNotBodiesAndIgnoresReplayedRequests(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	cfg := supervisor.DefaultConfig()
-	cfg.ID = "s1"
-	cfg.CheckpointInterval = 0
-	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = sup.Run(ctx) }()
+	sup := runSupervisor(t, ctx, &wg, bus, st)
 	resume := supervisor.OperatorRequest{Op: supervisor.OpResume, By: "test"}
 	eventstest.Eventually(t, 30*time.Second, func() bool { return supervisor.RequestOperator(ctx, bus, resume, time.Second) == nil },
 		"the supervisor does not lead")

@@ -214,14 +214,7 @@ func TestALeaderBelowATermAnAgentObeyedStepsDownAndComesBackAboveIt(t *testing.T
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	cfg := supervisor.DefaultConfig()
-	cfg.ID, cfg.CheckpointInterval = "s1", 0
-	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = sup.Run(ctx) }()
+	runSupervisor(t, ctx, &wg, bus, st)
 	leaderKV, err := bus.KV(ctx, bus.Names().Leader())
 	if err != nil {
 		t.Fatal(err)

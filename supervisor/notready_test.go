@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/xenft/xenft/detector"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/restarter/protocol"
@@ -63,15 +61,7 @@ func TestLeaseAwaitingReconcileHoldsTheHostOutOfPlacementUntilItEnds(t *testing.
 		}
 	}()
 
-	cfg := supervisor.DefaultConfig()
-	cfg.ID = "s1"
-	cfg.CheckpointInterval = 0
-	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = sup.Run(ctx) }()
+	runSupervisor(t, ctx, &wg, bus, st)
 
 	stateKV, err := bus.KV(ctx, bus.Names().State())
 	if err != nil {

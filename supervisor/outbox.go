@@ -90,25 +90,18 @@ func loadOutbox(ctx context.Context, kv jetstream.KeyValue, bad func(key string,
 	if err != nil {
 		return nil, fmt.Errorf("read supervisor outbox: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
 	var parts []outboxPart
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case e = <-w.Updates():
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if e == nil {
-			break // the initial values are all delivered
-		}
+	err = initialEntries(ctx, w, func(e jetstream.KeyValueEntry) error {
 		p, err := decodeOutboxPart(e.Key(), e.Value())
 		if err != nil {
 			bad(e.Key(), err)
-			parts = append(parts, outboxPart{key: e.Key()}) // purged, not published
-			continue
+			p = outboxPart{key: e.Key()} // purged, not published
 		}
 		parts = append(parts, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].key < parts[j].key })
 	return parts, nil

@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xenft/xenft/events"
 	"github.com/xenft/xenft/events/eventstest"
 	"github.com/xenft/xenft/store"
-	"github.com/xenft/xenft/supervisor"
 )
 
 // A leader persists a decision with its events and is killed before it has
@@ -64,15 +62,7 @@ func TestEventsALeaderPersistedButDidNotPublishAreToldByTheNextLeader(t *testing
 		t.Fatal(err)
 	}
 
-	cfg := supervisor.DefaultConfig()
-	cfg.ID = "s1"
-	cfg.CheckpointInterval = 0
-	sup, err := supervisor.New(ctx, bus, st, cfg, eventstest.Logger(t, hclog.Warn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = sup.Run(ctx) }()
+	runSupervisor(t, ctx, &wg, bus, st)
 
 	stream, err := bus.JetStream().Stream(ctx, bus.Names().Stream())
 	if err != nil {

@@ -157,21 +157,11 @@ func LoadState(ctx context.Context, kv jetstream.KeyValue) (*core.State, error) 
 	if err != nil {
 		return nil, fmt.Errorf("read supervisor state: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
 	st := core.State{Hosts: map[string]*core.Host{}, VMs: map[string]*core.VM{}, Groups: map[string]*core.Group{}}
 	found := false
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case e = <-w.Updates():
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if e == nil {
-			break // the initial values are all delivered
-		}
+	err = initialEntries(ctx, w, func(e jetstream.KeyValueEntry) error {
 		if e.Operation() != jetstream.KeyValuePut {
-			continue
+			return nil
 		}
 		key, val := e.Key(), e.Value()
 		var derr error
@@ -192,11 +182,35 @@ func LoadState(ctx context.Context, kv jetstream.KeyValue) (*core.State, error) 
 			st.Groups[strings.TrimPrefix(key, keyGroup)] = &g
 		}
 		if derr != nil {
-			return nil, fmt.Errorf("supervisor state entry %s is unreadable: %w", key, derr)
+			return fmt.Errorf("supervisor state entry %s is unreadable: %w", key, derr)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !found {
 		return nil, nil
 	}
 	return &st, nil
+}
+
+// initialEntries passes each value w holds when it starts to fn, in the
+// order delivered, and stops the watcher; it returns fn's first error, or
+// ctx's.
+func initialEntries(ctx context.Context, w jetstream.KeyWatcher, fn func(jetstream.KeyValueEntry) error) error {
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return nil // the initial values are all delivered
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
