@@ -120,17 +120,24 @@ func TestLeaderTrustsSubjectsNotBodiesAndIgnoresReplayedRequests(t *testing.T) {
 	now := time.Now().UTC()
 	hb, _ := json.Marshal(detector.Heartbeat{V: detector.HeartbeatVersion, Host: "n2", Incarnation: "i1", Seq: 1,
 		Sent: now, IntervalMs: 1000, Inventory: &detector.Inventory{At: now, Domains: []detector.DomainSummary{}, FreeMemoryMiB: 4096}})
-	if err := bus.Conn().Publish(bus.Subjects().Heartbeat("n1"), hb); err != nil {
-		t.Fatal(err)
-	}
+	// Beats are core NATS: one sent before the leader's heartbeat feed has
+	// subscribed is lost (seen under load), so the forged beat is sent
+	// until one is counted.
+	var got map[string]uint64
+	eventstest.Eventually(t, 10*time.Second, func() bool {
+		if err := bus.Conn().Publish(bus.Subjects().Heartbeat("n1"), hb); err != nil {
+			t.Fatal(err)
+		}
+		got = sup.Ignored()
+		return got[events.IgnoredInvalidHeartbeat] >= 1
+	}, "ignored = %v, want invalid_heartbeat", &got)
 	req, _ := json.Marshal(resume)
 	eventstest.Replay(t, bus.Conn(), events.DefaultPrefix, "forge", bus.Subjects().Event(events.TypeNodeFault, "n1"), req,
 		bus.Subjects().Supervisor("op"), false)
-	var got map[string]uint64
 	eventstest.Eventually(t, 10*time.Second, func() bool {
 		got = sup.Ignored()
-		return got[events.IgnoredInvalidHeartbeat] == 1 && got[events.IgnoredInvalidInput] == 1
-	}, "ignored = %v, want one invalid_heartbeat and one invalid_input", &got)
+		return got[events.IgnoredInvalidInput] == 1
+	}, "ignored = %v, want one invalid_input", &got)
 	if err := supervisor.RequestOperator(ctx, bus, resume, 10*time.Second); err != nil {
 		t.Fatalf("a client's request after the replay: %v", err)
 	}
