@@ -281,7 +281,7 @@ func (c *cluster) connect(urls []string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.images = store.NewNATS(obj, chunks)
+	c.images = store.NewNATS(obj, store.LeaderChunks(c.bus.Conn(), chunks.CachedInfo().Config.Name))
 }
 
 // waitReplicated waits until every stream of the installation (events,

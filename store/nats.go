@@ -29,10 +29,11 @@ type NATS struct {
 	chunks ChunkGetter
 }
 
-// ChunkGetter reads one message of the object store's stream: a
-// jetstream.Stream of OBJ_<bucket>.
+// ChunkGetter reads the chunks of the object store's stream (OBJ_<bucket>):
+// NextChunk is the first message on subject at or after seq, or
+// jetstream.ErrMsgNotFound. LeaderChunks is the one to use.
 type ChunkGetter interface {
-	GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error)
+	NextChunk(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error)
 }
 
 var _ ImageStore = (*NATS)(nil)

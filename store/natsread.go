@@ -15,11 +15,11 @@ import (
 // perhaps elsewhere), rather than holding a restore for its whole context.
 const chunkTimeout = 30 * time.Second
 
-// chunkReader streams an object's chunks in order: each a direct get of
-// the next message on the object's chunk subject after the previous one.
-// A chunk that is not found although bytes are missing is asked for again
-// for laggingReplicaWait (in a cluster any replica answers a direct get,
-// and one may be behind), then the image is corrupt.
+// chunkReader streams an object's chunks in order: each a get (from the
+// stream's leader, LeaderChunks) of the next message on the object's chunk
+// subject after the previous one. A chunk that is not found although bytes
+// are missing is asked for again for laggingReplicaWait (a leader newly
+// elected may still be applying), then the image is corrupt.
 type chunkReader struct {
 	ctx     context.Context
 	get     ChunkGetter
@@ -50,7 +50,7 @@ func (c *chunkReader) fetch() error {
 	deadline := time.Now().Add(laggingReplicaWait)
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, chunkTimeout)
-		m, err := c.get.GetMsg(ctx, max(c.next, 1), jetstream.WithGetMsgSubject(c.subject))
+		m, err := c.get.NextChunk(ctx, max(c.next, 1), c.subject)
 		cancel()
 		switch {
 		case err == nil:

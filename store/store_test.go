@@ -44,7 +44,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) store.ImageStore {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return store.NewNATS(obj, chunks)
+			return store.NewNATS(obj, store.LeaderChunks(b.Conn(), chunks.CachedInfo().Config.Name))
 		},
 	}
 }
@@ -354,7 +354,7 @@ func TestNATSOpenOutlivesAReplicaBehind(t *testing.T) {
 
 // imageObjects is the image object store of a fresh embedded server, its
 // stream, and a context bounding the test's calls on them.
-func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore, jetstream.Stream) {
+func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore, store.ChunkGetter) {
 	t.Helper()
 	b := eventstest.Bus(t, eventstest.Server(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -367,5 +367,5 @@ func imageObjects(t *testing.T) (context.Context, jetstream.ObjectStore, jetstre
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ctx, obj, chunks
+	return ctx, obj, store.LeaderChunks(b.Conn(), chunks.CachedInfo().Config.Name)
 }

@@ -105,7 +105,7 @@ func run(rounds, memMiB int, dir string) error {
 	if err != nil {
 		return err
 	}
-	natsStore := store.NewNATS(obj, chunks)
+	natsStore := store.NewNATS(obj, store.LeaderChunks(bus.Conn(), chunks.CachedInfo().Config.Name))
 
 	// 4 agents, each a sim host with one domain, on the bus.
 	actx, stopAgents := context.WithCancel(ctx)

@@ -131,7 +131,7 @@ func connectHosts(ctx context.Context, cfg childConfig, log hclog.Logger) ([]*ho
 		if err != nil {
 			return nil, closeAll, err
 		}
-		h.images = store.NewNATS(obj, chunks)
+		h.images = store.NewNATS(obj, store.LeaderChunks(up.Conn(), chunks.CachedInfo().Config.Name))
 	}
 	return hosts, closeAll, nil
 }

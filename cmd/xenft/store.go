@@ -70,7 +70,7 @@ func openStore(ctx context.Context, c StoreConfig, bus *events.Bus) (store.Image
 		if err != nil {
 			return nil, fmt.Errorf("image object store: %w", err)
 		}
-		return store.NewNATS(obj, chunks), nil
+		return store.NewNATS(obj, store.LeaderChunks(bus.Conn(), chunks.CachedInfo().Config.Name)), nil
 	}
 	return store.NewDir(c.Dir)
 }

@@ -8,10 +8,6 @@ const jsAPI = "$JS.API."
 
 func streamInfo(stream string) string { return jsAPI + "STREAM.INFO." + stream }
 
-// directGet reads a message by sequence or "next by subject"
-// ({"seq":n,"next_by_subj":...}): the object store's chunks, a key's revision.
-func directGet(stream string) string { return jsAPI + "DIRECT.GET." + stream }
-
 // directGetLast reads the last message on subject ("$KV.<bucket>.<key>",
 // "$O.<bucket>.M.<name>"): a key-value Get, an object's info.
 func directGetLast(stream, subject string) string {

@@ -147,12 +147,13 @@ func (r *rules) listBucket(bucket string) {
 func (r *rules) writeBucket(bucket string) { r.publish(kvKey(bucket, ">")) }
 
 // readImages lets the identity open and read checkpoint images: an
-// object's info, then its chunks one direct get after another
-// (store.NATS); no consumer.
+// object's info (a direct get), then its chunks one get from the stream's
+// leader after another (store.LeaderChunks: a damaged replica must not
+// answer); no consumer.
 func (r *rules) readImages() {
 	b := r.names.Images()
 	s := objStream(b)
-	r.publish(streamInfo(s), directGet(s), directGetLast(s, "$O."+b+".M.>"))
+	r.publish(streamInfo(s), msgGet(s), directGetLast(s, "$O."+b+".M.>"))
 }
 
 // writeImages lets the identity upload images. The object store has one

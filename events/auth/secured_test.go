@@ -104,7 +104,7 @@ func TestWhatEachRoleMayPublishAndSubscribeTo(t *testing.T) {
 	}, {
 		id: n1,
 		pub: []string{"xenft.hb.n1", "$KV.xenft_hosts.n1", "xenft.events.vm.failed.vm1.agent.n1", "xenft.supervisor.hostlease.n1",
-			"$O.xenft_images.C.abc", "$JS.API.DIRECT.GET.OBJ_xenft_images"},
+			"$O.xenft_images.C.abc", "$JS.API.STREAM.MSG.GET.OBJ_xenft_images"},
 		notPub: []string{
 			// a fault, whoever it claims to be from
 			"xenft.events.node.failed.n2.agent.n1", "xenft.events.node.failed.n2.detector.det-1", "xenft.events.node.failed.n2.anonymous._",
