@@ -239,6 +239,7 @@ func (c *cluster) startServer(n natsNode) {
     name: xenft-e2e
     host: 127.0.0.1
     port: %d
+    no_advertise: true
     routes:
 %s
 %s%s`, n.name, n.port, filepath.Join(c.dir, n.name+"-data"), n.clusterPort, strings.Join(routes, "\n"), c.routeSecurity(), c.serverSecurity())

@@ -52,6 +52,11 @@ type ClusterConfig struct {
 	Host   string   `mapstructure:"host"`
 	Port   int      `mapstructure:"port"`
 	Routes []string `mapstructure:"routes"` // nats-route://host:port of the other servers
+	// NoAdvertise keeps the servers from telling clients each other's
+	// client URLs: a client then reconnects only to the URLs it was
+	// given (bus.urls), as a site that reaches its servers through
+	// proxies or NAT needs.
+	NoAdvertise bool `mapstructure:"no_advertise"`
 	// TLS of the routes, mutual: each server presents Cert and verifies
 	// its peer's against CA, and accepts as a route only a peer whose
 	// certificate has the same key as its own (the set's server

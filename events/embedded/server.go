@@ -107,7 +107,7 @@ func serverOptions(cfg Config, owner nkeys.KeyPair) (*server.Options, error) {
 		if host == "" {
 			host = cfg.Host
 		}
-		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: host, Port: cfg.Cluster.Port}
+		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: host, Port: cfg.Cluster.Port, NoAdvertise: cfg.Cluster.NoAdvertise}
 		if err := routeTLS(cfg.Cluster.TLS, &opts.Cluster); err != nil {
 			return nil, err
 		}
